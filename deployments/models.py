@@ -1,0 +1,286 @@
+"""Applications catalog, running versions, deployment plans, their stages, steps and logs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from environments.models import Environment, FrontEnd
+
+
+class ApplicationKind(models.TextChoices):
+    WEB = "web", "Web"
+    MOBILE = "mobile", "Mobile"
+
+
+class Application(models.Model):
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=ApplicationKind.choices, default=ApplicationKind.WEB)
+    description = models.TextField(blank=True)
+    team = models.CharField(max_length=100, blank=True)
+    url_path = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApplicationVersion(models.Model):
+    """An immutable tagged version of an application: a bundle stored content-addressed."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=50)
+    change_log = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bundle_sha256 = models.CharField(max_length=64)
+    bundle_size = models.BigIntegerField(default=0)
+    manifest = models.JSONField(default=dict)
+    native_hash = models.CharField(max_length=64, blank=True, help_text="Digest of the mobile native shell.")
+    # Filled by the compile step: the deterministic binary archive, content-addressed.
+    binary_sha256 = models.CharField(max_length=64, blank=True)
+    binary_size = models.BigIntegerField(default=0)
+    compiled_at = models.DateTimeField(null=True, blank=True)
+    compile_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["application__name", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["application", "version"], name="version_once_per_application")]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} {self.version}"
+
+
+class RunningVersion(models.Model):
+    """Which version of which application runs in which environment. Only a finished Continue writes it."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="running_versions")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="running_versions")
+    version = models.ForeignKey(ApplicationVersion, on_delete=models.PROTECT, related_name="+")
+    since = models.DateTimeField()
+    plan = models.ForeignKey("DeploymentPlan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    is_modified = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "application"], name="one_running_version_per_environment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} {self.version.version} on {self.environment.name}"
+
+
+class MobileAppConfig(models.Model):
+    """A mobile application's configuration for one environment (LifeTime: configure before deploying)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="mobile_configs")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="mobile_configs")
+    app_identifier = models.CharField(max_length=200)
+    server_url = models.URLField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["environment", "application"], name="one_mobile_config")]
+
+
+class MobilePackage(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="mobile_packages")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="mobile_packages")
+    version = models.ForeignKey(ApplicationVersion, on_delete=models.PROTECT, related_name="+")
+    plan = models.ForeignKey("DeploymentPlan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    native_hash = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class PlanStatus(models.TextChoices):
+    SAVED = "saved", "Saved"
+    RUNNING = "running", "Running"
+    NEEDS_USER_INTERVENTION = "needs_user_intervention", "Needs intervention"
+    ABORTING = "aborting", "Aborting"
+    ABORTED = "aborted", "Aborted"
+    FINISHED_SUCCESSFUL = "finished_successful", "Finished successful"
+    FINISHED_WITH_WARNINGS = "finished_with_warnings", "Finished with warnings"
+    FINISHED_WITH_ERRORS = "finished_with_errors", "Finished with errors"
+
+
+class DeploymentPlan(models.Model):
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="plans_from")
+    target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="plans_to")
+    notes = models.TextField(blank=True)
+    # Written only by deployments.transitions.transition().
+    status = models.CharField(max_length=30, choices=PlanStatus.choices, default=PlanStatus.SAVED, db_index=True)
+    info = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    saved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prepared_at = models.DateTimeField(null=True, blank=True)
+    continued_at = models.DateTimeField(null=True, blank=True)
+    continued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    aborted_at = models.DateTimeField(null=True, blank=True)
+    aborted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # What Prepare saw of the target, to invalidate the plan if the target changes before Continue.
+    prepared_snapshot = models.JSONField(default=dict, blank=True)
+    point_of_no_return_at = models.DateTimeField(null=True, blank=True)
+    log_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target", "status"])]
+
+    def __str__(self) -> str:
+        return f"Deploy from {self.source.name} to {self.target.name}"
+
+
+class OperationKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    UNDEPLOY = "undeploy", "Undeploy"
+
+
+class PlanOperation(models.Model):
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="operations")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(ApplicationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=OperationKind.choices, default=OperationKind.DEPLOY)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["plan", "application"], name="one_operation_per_application")]
+
+
+class StageKind(models.TextChoices):
+    PREPARE = "prepare", "Prepare"
+    CONTINUE = "continue", "Continue"
+
+
+class StageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ERRORED = "errored", "Errored"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Stage(models.Model):
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="stages")
+    kind = models.CharField(max_length=10, choices=StageKind.choices)
+    status = models.CharField(max_length=10, choices=StageStatus.choices, default=StageStatus.QUEUED)
+    attempt = models.PositiveIntegerField(default=1)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    explanation = models.TextField(blank=True, help_text="For people: what happened and what to do.")
+    traceback = models.TextField(blank=True, help_text="For developers.")
+
+    class Meta:
+        ordering = ["queued_at", "id"]
+
+
+class StepKind(models.TextChoices):
+    VALIDATE = "validate", "Validate"
+    COMPILE = "compile", "Compile"
+    GENERATE_SQL = "generate_sql", "Generate SQL"
+    UPLOAD = "upload", "Upload"
+    CHECK = "check", "Check plan is still valid"
+    EXECUTE_SQL = "execute_sql", "Execute SQL"
+    SWITCH = "switch", "Switch"
+    MOBILE_PACKAGE = "mobile_package", "Mobile package"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class Step(models.Model):
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="steps")
+    kind = models.CharField(max_length=20, choices=StepKind.choices)
+    subject = models.CharField(max_length=120, blank=True, help_text="Application or front-end name.")
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class LogLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class LogLine(models.Model):
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    level = models.CharField(max_length=10, choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["plan", "seq"], name="log_seq_per_plan")]
+
+
+class Transition(models.Model):
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=30)
+    to_status = models.CharField(max_length=30)
+    info = models.CharField(max_length=60, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class GeneratedSql(models.Model):
+    """The SQL Prepare generated for one application of a plan, and what it was generated against."""
+
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="generated_sql")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(ApplicationVersion, on_delete=models.PROTECT, related_name="+")
+    statements = models.JSONField(default=list, help_text="[{sql, kind, source, flags}] in execution order")
+    warnings = models.JSONField(default=list)
+    schema_fingerprint = models.CharField(max_length=64)
+    rehearsal_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["plan", "application"], name="generated_sql_once")]

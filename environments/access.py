@@ -1,0 +1,64 @@
+"""Who may do what on which environment. Views, the API and tasks all ask here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+
+from environments.models import AccessLevel, Environment, EnvironmentAccess
+
+INFRA_ADMINS_GROUP = "Infra admins"
+
+
+def is_infra_admin(user: Any) -> bool:
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    cached = getattr(user, "_lifetime_infra_admin", None)
+    if cached is None:
+        cached = user.is_superuser or user.groups.filter(name=INFRA_ADMINS_GROUP).exists()
+        user._lifetime_infra_admin = cached
+    return cached
+
+
+def levels_for(user: Any) -> dict[int, int]:
+    """``{environment id: level}`` for every environment, computed once per request/user object."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return {}
+    cached = getattr(user, "_lifetime_levels", None)
+    if cached is not None:
+        return cached
+    if is_infra_admin(user):
+        levels = {pk: AccessLevel.MANAGE for pk in Environment.objects.values_list("pk", flat=True)}
+    else:
+        levels = dict(EnvironmentAccess.objects.filter(user=user).values_list("environment_id", "level"))
+    user._lifetime_levels = levels
+    return levels
+
+
+def level_for(user: Any, environment: Environment | int) -> int:
+    env_id = environment if isinstance(environment, int) else environment.pk
+    return levels_for(user).get(env_id, AccessLevel.NONE)
+
+
+def can(user: Any, environment: Environment | int, level: int) -> bool:
+    return level_for(user, environment) >= level
+
+
+def require(user: Any, environment: Environment | int, level: int) -> None:
+    if not can(user, environment, level):
+        name = environment.name if isinstance(environment, Environment) else f"environment {environment}"
+        raise PermissionDenied(f"You need the {AccessLevel(level).label} right on {name}.")
+
+
+def visible_environments(user: Any):
+    """Environments the user may at least view, in promotion order."""
+    ids = [pk for pk, level in levels_for(user).items() if level >= AccessLevel.VIEW]
+    return Environment.objects.filter(pk__in=ids).order_by("order")
+
+
+def forget(user: Any) -> None:
+    """Drop the cached rights on a user object (after a role change)."""
+    for attr in ("_lifetime_levels", "_lifetime_infra_admin"):
+        if hasattr(user, attr):
+            delattr(user, attr)

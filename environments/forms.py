@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django import forms
+
+from environments.models import WEEKDAYS, Environment, FrontEnd
+
+
+class EnvironmentForm(forms.ModelForm):
+    window_days = forms.TypedMultipleChoiceField(
+        choices=list(enumerate(WEEKDAYS)),
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Window days",
+    )
+    window_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=24 * 60, label="Window length (minutes)"
+    )
+    app_db_dsn = forms.CharField(
+        required=False,
+        label="Application database connection",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="postgres://user:password@host:5432/database — write-only: leave empty to keep the stored one.",
+    )
+    clear_app_db = forms.BooleanField(required=False, label="Remove the stored connection")
+
+    class Meta:
+        model = Environment
+        fields = [
+            "name",
+            "order",
+            "kind",
+            "hostname",
+            "use_https",
+            "two_stage_deployments",
+            "window_days",
+            "window_start",
+            "window_minutes",
+            "window_timezone",
+            "prepared_plan_ttl_hours",
+            "sql_lock_timeout_ms",
+            "sql_statement_timeout_ms",
+        ]
+        widgets = {"window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
+        labels = {
+            "prepared_plan_ttl_hours": "A prepared plan may wait (hours)",
+            "sql_lock_timeout_ms": "SQL lock timeout (ms)",
+            "sql_statement_timeout_ms": "SQL statement timeout (ms)",
+        }
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Enter a name.")
+        return name
+
+    def clean_window_timezone(self) -> str:
+        tz = self.cleaned_data["window_timezone"].strip() or "UTC"
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(f"Unknown time zone {tz!r} (use a name like Europe/Lisbon).") from None
+        return tz
+
+    def clean_prepared_plan_ttl_hours(self) -> int:
+        hours = self.cleaned_data["prepared_plan_ttl_hours"]
+        if not 1 <= hours <= 24 * 30:
+            raise forms.ValidationError("Between 1 hour and 30 days.")
+        return hours
+
+    def validate_unique(self) -> None:
+        # Uniqueness is checked by the service, with a clearer message and under a lock.
+        pass
+
+    def environment_data(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.cleaned_data}
+
+    def app_db_change(self) -> str | None:
+        if self.cleaned_data.get("clear_app_db"):
+            return ""
+        return self.cleaned_data.get("app_db_dsn") or None
+
+
+class FrontEndForm(forms.ModelForm):
+    class Meta:
+        model = FrontEnd
+        fields = ["name", "queue", "releases_root", "base_url", "health_url", "enabled"]
+        help_texts = {"queue": "Leave empty for frontend.<environment>.<name>."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["queue"].required = False
+
+    def validate_unique(self) -> None:
+        pass

@@ -1,0 +1,148 @@
+"""Infrastructure: environments, their front-ends, deployment windows, who may do what.
+
+Nothing here knows about deployments (imports point deployments -> environments -> lifetime).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+from lifetime import encryption
+
+
+class EnvironmentKind(models.TextChoices):
+    DEVELOPMENT = "Development"
+    TEST = "Test"
+    PRODUCTION = "Production"
+
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class Environment(models.Model):
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=80, unique=True)
+    order = models.PositiveIntegerField(unique=True, help_text="Position in the promotion path (1 first).")
+    kind = models.CharField(max_length=20, choices=EnvironmentKind.choices, default=EnvironmentKind.DEVELOPMENT)
+    hostname = models.CharField(max_length=200, blank=True)
+    use_https = models.BooleanField(default=False)
+    two_stage_deployments = models.BooleanField(
+        "Execute deployments in two stages",
+        default=False,
+        help_text="Prepare (compile, generate SQL, upload) runs ahead; Continue runs in the window.",
+    )
+    # Deployment window: days of the week (0 = Monday), a start time and a duration, in a time zone.
+    window_days = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
+    window_start = models.TimeField(null=True, blank=True)
+    window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    window_timezone = models.CharField(max_length=64, default="UTC")
+    prepared_plan_ttl_hours = models.PositiveIntegerField(
+        default=96, help_text="A prepared plan not continued within this time expires and frees the environment."
+    )
+    # Application database connection: a secret (encrypted at rest, write-only in the UI).
+    app_db_dsn_encrypted = models.TextField(blank=True, editable=False)
+    app_db_summary = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="host:port/database, without credentials"
+    )
+    sql_lock_timeout_ms = models.PositiveIntegerField(default=5000)
+    sql_statement_timeout_ms = models.PositiveIntegerField(default=300000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_app_db(self) -> bool:
+        return bool(self.app_db_dsn_encrypted)
+
+    def app_db_dsn(self) -> str:
+        """The decrypted connection string. Never log it, never put it in a Celery message."""
+        if not self.app_db_dsn_encrypted:
+            return ""
+        return encryption.decrypt(self.app_db_dsn_encrypted)
+
+    @property
+    def has_window(self) -> bool:
+        return bool(self.window_days) and self.window_start is not None and bool(self.window_minutes)
+
+    def window_label(self) -> str:
+        if not self.has_window:
+            return "No window"
+        days = "every day" if len(self.window_days) == 7 else ", ".join(WEEKDAYS[d] for d in sorted(self.window_days))
+        start = self.window_start
+        end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=self.window_minutes)).time()
+        return f"{start:%H:%M}–{end:%H:%M} {self.window_timezone}, {days}"
+
+    def window_at(self, moment: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime] | None:
+        """The window open at ``moment``, else the next one: (start, end), aware datetimes."""
+        if not self.has_window:
+            return None
+        moment = moment or timezone.now()
+        tz = zoneinfo.ZoneInfo(self.window_timezone)
+        local = moment.astimezone(tz)
+        length = dt.timedelta(minutes=self.window_minutes or 0)
+        for offset in range(-1, 8):
+            day = local.date() + dt.timedelta(days=offset)
+            if day.weekday() not in self.window_days:
+                continue
+            start = dt.datetime.combine(day, self.window_start, tzinfo=tz)
+            if start + length > moment:
+                return start, start + length
+        return None
+
+
+class FrontEnd(models.Model):
+    """A front-end server of an environment, served by its own agent on its own queue."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="frontends")
+    name = models.CharField(max_length=80)
+    queue = models.CharField(
+        max_length=120, unique=True, help_text="Celery queue its agent consumes (frontend.<environment>.<name>)."
+    )
+    releases_root = models.CharField(max_length=500, help_text="Folder holding releases/ and current links.")
+    base_url = models.URLField(blank=True, help_text="Where the front-end server answers HTTP.")
+    health_url = models.URLField(blank=True, help_text="Checked after every switch, if set.")
+    enabled = models.BooleanField(default=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment__order", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="frontend_name_per_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}/{self.name}"
+
+
+class AccessLevel(models.IntegerChoices):
+    NONE = 0, "None"
+    VIEW = 1, "View"
+    DEPLOY = 2, "Deploy"
+    MANAGE = 3, "Manage"
+
+
+class EnvironmentAccess(models.Model):
+    """A user's role on one environment, as in LifeTime: none / view / deploy / manage."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="environment_access")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="access")
+    level = models.PositiveSmallIntegerField(choices=AccessLevel.choices, default=AccessLevel.VIEW)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "environment"], name="one_role_per_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.get_level_display()} on {self.environment}"

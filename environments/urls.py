@@ -1,0 +1,16 @@
+from django.urls import path
+
+from environments import views
+
+app_name = "environments"
+
+urlpatterns = [
+    path("", views.environment_list, name="list"),
+    path("new/", views.environment_create, name="create"),
+    path("<uuid:key>/", views.environment_detail, name="detail"),
+    path("<uuid:key>/edit/", views.environment_edit, name="edit"),
+    path("<uuid:key>/test-connection/", views.test_connection, name="test_connection"),
+    path("<uuid:key>/frontends/new/", views.frontend_create, name="frontend_create"),
+    path("frontends/<uuid:key>/edit/", views.frontend_edit, name="frontend_edit"),
+    path("frontends/<uuid:key>/enabled/", views.frontend_set_enabled, name="frontend_set_enabled"),
+]

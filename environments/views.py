@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from environments import access, services
+from environments.forms import EnvironmentForm, FrontEndForm
+from environments.models import AccessLevel, Environment, FrontEnd
+from lifetime.models import AuditEvent
+
+
+def _environment_for(request: HttpRequest, key, level: int) -> Environment:
+    environment = get_object_or_404(Environment, key=key)
+    if not access.can(request.user, environment, AccessLevel.VIEW):
+        # Do not reveal environments the user cannot see.
+        raise PermissionDenied("You have no access to this environment.")
+    access.require(request.user, environment, level)
+    return environment
+
+
+def _apply_service_error(form, exc: services.InvalidInput) -> None:
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
+
+
+@login_required
+def environment_list(request: HttpRequest) -> HttpResponse:
+    environments = access.visible_environments(request.user).prefetch_related("frontends")
+    levels = access.levels_for(request.user)
+    rows = [(env, levels.get(env.pk, 0) >= AccessLevel.MANAGE) for env in environments]
+    return render(request, "environments/list.html", {"rows": rows})
+
+
+@login_required
+def environment_detail(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.VIEW)
+    can_manage = access.can(request.user, environment, AccessLevel.MANAGE)
+    events = AuditEvent.objects.filter(environment_key=environment.key)[:50]
+    return render(
+        request,
+        "environments/detail.html",
+        {
+            "environment": environment,
+            "frontends": environment.frontends.all(),
+            "can_manage": can_manage,
+            "events": events,
+        },
+    )
+
+
+@login_required
+def environment_create(request: HttpRequest) -> HttpResponse:
+    if not access.is_infra_admin(request.user):
+        raise PermissionDenied("Only infra admins create environments.")
+    form = EnvironmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            environment = services.save_environment(
+                actor=request.user, data=form.environment_data(), app_db_dsn=form.app_db_change()
+            )
+        except services.InvalidInput as exc:
+            _apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Environment {environment.name} created.")
+            return redirect("environments:detail", key=environment.key)
+    return render(request, "environments/form.html", {"form": form, "environment": None})
+
+
+@login_required
+def environment_edit(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    form = EnvironmentForm(request.POST or None, instance=Environment.objects.get(pk=environment.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_environment(
+                actor=request.user,
+                environment=environment,
+                data=form.environment_data(),
+                app_db_dsn=form.app_db_change(),
+            )
+        except services.InvalidInput as exc:
+            _apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Environment {form.cleaned_data['name']} saved.")
+            return redirect("environments:detail", key=environment.key)
+    return render(request, "environments/form.html", {"form": form, "environment": environment})
+
+
+@login_required
+@require_POST
+def test_connection(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    typed = (request.POST.get("app_db_dsn") or "").strip()
+    if typed:
+        check = services.check_connection(typed)
+    elif environment.has_app_db:
+        check = services.check_connection(environment.app_db_dsn())
+    else:
+        check = services.ConnectionCheck(False, "No connection string: type one, or save one first.")
+    return render(request, "environments/_connection_check.html", {"check": check})
+
+
+@login_required
+def frontend_create(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    form = FrontEndForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_frontend(actor=request.user, environment=environment, data=form.cleaned_data)
+        except services.InvalidInput as exc:
+            _apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Front-end {form.cleaned_data['name']} added.")
+            return redirect("environments:detail", key=environment.key)
+    return render(request, "environments/frontend_form.html", {"form": form, "environment": environment})
+
+
+@login_required
+def frontend_edit(request: HttpRequest, key) -> HttpResponse:
+    frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
+    environment = _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
+    form = FrontEndForm(request.POST or None, instance=FrontEnd.objects.get(pk=frontend.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_frontend(
+                actor=request.user, environment=environment, frontend=frontend, data=form.cleaned_data
+            )
+        except services.InvalidInput as exc:
+            _apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Front-end {form.cleaned_data['name']} saved.")
+            return redirect("environments:detail", key=environment.key)
+    return render(
+        request, "environments/frontend_form.html", {"form": form, "environment": environment, "frontend": frontend}
+    )
+
+
+@login_required
+@require_POST
+def frontend_set_enabled(request: HttpRequest, key) -> HttpResponse:
+    frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
+    _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
+    enabled = request.POST.get("enabled") == "true"
+    services.set_frontend_enabled(actor=request.user, frontend=frontend, enabled=enabled)
+    messages.success(request, f"Front-end {frontend.name} {'enabled' if enabled else 'disabled'}.")
+    return redirect("environments:detail", key=frontend.environment.key)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LifetimeConfig(AppConfig):
+    name = "lifetime"
+    verbose_name = "LifeTime console"

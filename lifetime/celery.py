@@ -1,0 +1,11 @@
+"""The console's Celery app: stage worker (queue ``stages``) and beat."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifetime.settings")
+
+app = Celery("lifetime")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
+from environments.access import is_infra_admin
+
+
+def console(request: Any) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    return {"is_infra_admin": is_infra_admin(user) if user is not None else False}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine with Python 3.11 needs before the console or its tests run:
+# a virtualenv with the pinned requirements, PostgreSQL and Redis answering at DATABASE_URL and
+# REDIS_URL (private ones started on a data folder inside the project when nothing answers),
+# the console's database migrated, static files collected.
+#   usage: scripts/bootstrap.sh [--for-tests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+FOR_TESTS=0
+[ "${1:-}" = "--for-tests" ] && FOR_TESTS=1
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+DATA="$ROOT/.data"
+mkdir -p "$DATA" "$ROOT/var"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    say "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- Python ------------------------------------------------------------------------------
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  apt_install python3-venv
+fi
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+STAMP=.venv/.requirements.sha256
+WANT=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  say "installing requirements.txt"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+  echo "$WANT" > "$STAMP"
+fi
+PY=.venv/bin/python
+
+# --- PostgreSQL --------------------------------------------------------------------------
+read -r PG_HOST PG_PORT PG_USER PG_DB < <($PY - <<'PYEOF'
+import os, urllib.parse as u
+p = u.urlparse(os.environ["DATABASE_URL"])
+print(p.hostname or "127.0.0.1", p.port or 5432, p.username or "postgres", (p.path or "/lifetime").lstrip("/") or "lifetime")
+PYEOF
+)
+pg_answers() {
+  $PY - "$@" <<'PYEOF' 2>/dev/null
+import os, sys, psycopg2, urllib.parse as u
+p = u.urlparse(os.environ["DATABASE_URL"])
+try:
+    psycopg2.connect(host=p.hostname, port=p.port or 5432, user=p.username or "postgres",
+                     password=p.password, dbname="postgres", connect_timeout=2).close()
+except psycopg2.OperationalError as exc:
+    # A server that answers but refuses us still "answers": do not start a second one.
+    sys.exit(0 if "does not exist" in str(exc) or "authentication" in str(exc) else 1)
+PYEOF
+}
+local_host() { case "$1" in 127.*|localhost|::1) return 0;; *) return 1;; esac; }
+
+if ! pg_answers; then
+  local_host "$PG_HOST" || { echo "PostgreSQL at $PG_HOST:$PG_PORT does not answer and is not local" >&2; exit 1; }
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
+    apt_install postgresql
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  fi
+  PGDATA="$DATA/postgres"
+  RUNAS=()
+  if [ "$(id -u)" -eq 0 ]; then
+    # PostgreSQL refuses to run as root: run it as the postgres system user.
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$DATA" postgres
+    RUNAS=(runuser -u postgres --)
+    # The postgres user must be able to reach the data folder.
+    d="$DATA"; while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+  fi
+  mkdir -p "$PGDATA"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$PGDATA" && chmod 700 "$PGDATA"
+  if [ ! -f "$PGDATA/PG_VERSION" ]; then
+    say "initialising a private PostgreSQL in $PGDATA"
+    "${RUNAS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U "$PG_USER" --auth=trust -E UTF8 >/dev/null
+  fi
+  say "starting private PostgreSQL on $PG_HOST:$PG_PORT"
+  "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 \
+    -o "-p $PG_PORT -c listen_addresses=$PG_HOST -k $PGDATA -c max_connections=200" start >/dev/null
+  echo "$PGBIN" > "$DATA/postgres.bin"
+fi
+
+# --- Redis -------------------------------------------------------------------------------
+read -r RD_HOST RD_PORT < <($PY - <<'PYEOF'
+import os, urllib.parse as u
+p = u.urlparse(os.environ["REDIS_URL"])
+print(p.hostname or "127.0.0.1", p.port or 6379)
+PYEOF
+)
+redis_answers() { $PY -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2).ping()' 2>/dev/null; }
+if ! redis_answers; then
+  local_host "$RD_HOST" || { echo "Redis at $RD_HOST:$RD_PORT does not answer and is not local" >&2; exit 1; }
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$DATA/redis"
+  say "starting private Redis on $RD_HOST:$RD_PORT"
+  redis-server --daemonize yes --bind "$RD_HOST" --port "$RD_PORT" --dir "$DATA/redis" \
+    --pidfile "$DATA/redis/redis.pid" --logfile "$DATA/redis/redis.log" --save "" --appendonly no
+  for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
+  redis_answers || { echo "Redis did not start: see $DATA/redis/redis.log" >&2; exit 1; }
+fi
+
+# --- Chromium for the browser tests --------------------------------------------------------
+if [ "$FOR_TESTS" -eq 1 ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium fonts-dejavu-core
+fi
+
+# --- The console's database --------------------------------------------------------------
+$PY scripts/ensure_database.py
+if [ "$FOR_TESTS" -eq 0 ]; then
+  say "migrating $PG_DB"
+  $PY manage.py migrate --noinput -v 0
+  $PY manage.py collectstatic --noinput -v 0
+fi
+say "PostgreSQL $PG_HOST:$PG_PORT and Redis $RD_HOST:$RD_PORT ready"
