@@ -89,6 +89,9 @@ class FrontEndForm(forms.ModelForm):
         fields = ["name", "queue", "releases_root", "base_url", "health_url", "enabled"]
         help_texts = {"queue": "Leave empty for frontend.<environment>.<name>."}
 
+    base_url = forms.URLField(required=False, assume_scheme="http", label="Base URL")
+    health_url = forms.URLField(required=False, assume_scheme="http", label="Health URL")
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["queue"].required = False

@@ -1,0 +1,133 @@
+"""Shared fixtures: real PostgreSQL (the console's test database plus one application database
+per environment), users with LifeTime roles, environments built through the project's services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from psycopg2 import sql
+
+from environments import services as env_services
+from environments.access import INFRA_ADMINS_GROUP
+from environments.models import AccessLevel, Environment
+
+PASSWORD = "lifetime-demo"
+
+
+def server_params(dbname: str = "postgres") -> dict:
+    db = settings.DATABASES["default"]
+    return {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or 5432,
+        "user": db.get("USER") or "postgres",
+        "password": db.get("PASSWORD") or None,
+        "dbname": dbname,
+    }
+
+
+def dsn_for(dbname: str) -> str:
+    p = server_params(dbname)
+    auth = p["user"] + (f":{p['password']}" if p["password"] else "")
+    return f"postgres://{auth}@{p['host']}:{p['port']}/{dbname}"
+
+
+class AppDatabases:
+    """Creates throw-away PostgreSQL databases (an environment's application database) and drops them."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def _admin(self):
+        conn = psycopg2.connect(**server_params())
+        conn.autocommit = True
+        return conn
+
+    def create(self, prefix: str = "ltapp") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        conn = self._admin()
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.close()
+        self.created.append(name)
+        return dsn_for(name)
+
+    def drop_all(self) -> None:
+        conn = self._admin()
+        with conn.cursor() as cur:
+            for name in self.created:
+                cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.close()
+        self.created.clear()
+
+
+@pytest.fixture
+def app_databases() -> Iterator[AppDatabases]:
+    dbs = AppDatabases()
+    yield dbs
+    dbs.drop_all()
+
+
+def make_user(username: str, *, infra_admin: bool = False) -> User:
+    user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
+    if infra_admin:
+        group, _ = Group.objects.get_or_create(name=INFRA_ADMINS_GROUP)
+        user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("admin", infra_admin=True)
+
+
+@pytest.fixture
+def landscape(db, tmp_path: Path, app_databases: AppDatabases, admin_user: User) -> dict[str, Environment]:
+    """Development, Test and Production like the demo: each with its own application database and
+    two front-end folders; Production in two stages with a 02:00-04:00 window."""
+    envs: dict[str, Environment] = {}
+    for order, (name, kind, two_stage) in enumerate(
+        [("Development", "Development", False), ("Test", "Test", False), ("Production", "Production", True)], start=1
+    ):
+        data = {
+            "name": name,
+            "order": order,
+            "kind": kind,
+            "two_stage_deployments": two_stage,
+            "window_days": list(range(7)) if two_stage else [],
+            "window_start": dt.time(2, 0) if two_stage else None,
+            "window_minutes": 120 if two_stage else None,
+            "window_timezone": "UTC",
+            "prepared_plan_ttl_hours": 96,
+        }
+        env = env_services.save_environment(actor=admin_user, data=data, app_db_dsn=app_databases.create())
+        for n in (1, 2):
+            env_services.save_frontend(
+                actor=admin_user,
+                environment=env,
+                data={"name": f"fe{n}", "releases_root": str(tmp_path / name.lower() / f"fe{n}"), "enabled": True},
+            )
+        envs[name] = env
+    return envs
+
+
+@pytest.fixture
+def release_user(landscape) -> User:
+    user = make_user("release")
+    for env in landscape.values():
+        env_services.set_access(actor="test", user=user, environment=env, level=AccessLevel.DEPLOY)
+    return user
+
+
+@pytest.fixture
+def ops_user(landscape) -> User:
+    user = make_user("ops")
+    for env in landscape.values():
+        env_services.set_access(actor="test", user=user, environment=env, level=AccessLevel.VIEW)
+    return user
