@@ -1,0 +1,109 @@
+"""Demo data: the environments, users and front-ends of the README, created through the services.
+
+Running it twice changes nothing: every piece is looked up by name before it is created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import psycopg2
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from psycopg2 import sql
+
+from environments import services as env_services
+from environments.access import INFRA_ADMINS_GROUP
+from environments.models import AccessLevel, Environment
+
+DEMO_PASSWORD = "lifetime-demo"
+DEMO_ENVIRONMENTS = [
+    # name, kind, two stages, first front-end port
+    ("Development", "Development", False, 8101),
+    ("Test", "Test", False, 8111),
+    ("Production", "Production", True, 8121),
+]
+
+
+def _server_params(dbname: str) -> dict:
+    db = settings.DATABASES["default"]
+    return {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or 5432,
+        "user": db.get("USER") or "postgres",
+        "password": db.get("PASSWORD") or None,
+        "dbname": dbname,
+    }
+
+
+def ensure_app_database(name: str) -> str:
+    """Create the environment's application database on the console's server; return its DSN."""
+    params = _server_params("postgres")
+    conn = psycopg2.connect(**params)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = %s", [name])
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    conn.close()
+    auth = params["user"] + (f":{params['password']}" if params["password"] else "")
+    return f"postgres://{auth}@{params['host']}:{params['port']}/{name}"
+
+
+def ensure_user(username: str, *, infra_admin: bool = False, staff: bool = False) -> User:
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User.objects.create_user(username, f"{username}@example.com", DEMO_PASSWORD, is_staff=staff)
+    if infra_admin:
+        group, _ = Group.objects.get_or_create(name=INFRA_ADMINS_GROUP)
+        user.groups.add(group)
+    return user
+
+
+def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environment]:
+    admin = ensure_user("admin", infra_admin=True, staff=True)
+    if not admin.is_superuser:
+        admin.is_superuser = True
+        admin.save(update_fields=["is_superuser"])
+    release = ensure_user("release")
+    ops = ensure_user("ops")
+    envs: dict[str, Environment] = {}
+    for order, (name, kind, two_stage, port) in enumerate(DEMO_ENVIRONMENTS, start=1):
+        env = Environment.objects.filter(name=name).first()
+        if env is None:
+            dsn = ensure_app_database(f"lifetime_app_{name.lower()}")
+            env = env_services.save_environment(
+                actor=admin,
+                data={
+                    "name": name,
+                    "order": order,
+                    "kind": kind,
+                    "hostname": "127.0.0.1",
+                    "two_stage_deployments": two_stage,
+                    "window_days": list(range(7)) if two_stage else [],
+                    "window_start": dt.time(2, 0) if two_stage else None,
+                    "window_minutes": 120 if two_stage else None,
+                    "window_timezone": settings.TIME_ZONE,
+                    "prepared_plan_ttl_hours": 96,
+                },
+                app_db_dsn=dsn,
+            )
+            log(f"created environment {name}")
+        for n in (1, 2):
+            if not env.frontends.filter(name=f"fe{n}").exists():
+                env_services.save_frontend(
+                    actor=admin,
+                    environment=env,
+                    data={
+                        "name": f"fe{n}",
+                        "releases_root": str(frontends_root / name.lower() / f"fe{n}"),
+                        "base_url": f"http://127.0.0.1:{port + n - 1}/",
+                        "health_url": f"http://127.0.0.1:{port + n - 1}/_health",
+                        "enabled": True,
+                    },
+                )
+        env_services.set_access(actor=admin, user=release, environment=env, level=AccessLevel.DEPLOY)
+        env_services.set_access(actor=admin, user=ops, environment=env, level=AccessLevel.VIEW)
+        envs[name] = env
+    return envs

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from deployments import demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo environments, front-ends and users (idempotent)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--frontends-root",
+            default=str(Path(settings.BASE_DIR) / "var" / "frontends"),
+            help="Folder under which each demo front-end keeps its releases.",
+        )
+
+    def handle(self, *args, frontends_root: str, **options) -> None:
+        demo.load_environments(frontends_root=Path(frontends_root), log=self.stdout.write)
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

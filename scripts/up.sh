@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole console with demo data: web (gunicorn), the stage worker, beat, and an agent plus a
+# front-end server for every demo front-end. Ctrl-C stops them; scripts/stop.sh also stops the
+# private PostgreSQL/Redis that bootstrap may have started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LIFETIME_DEV="${LIFETIME_DEV:-true}"
+export PORT="${PORT:-8000}"
+export CONSOLE_BASE_URL="${CONSOLE_BASE_URL:-http://127.0.0.1:$PORT}"
+scripts/bootstrap.sh
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+PY=.venv/bin/python
+$PY manage.py load_demo
+mkdir -p .run
+{
+  echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --access-logfile - --capture-output"
+  echo "stages: .venv/bin/celery -A lifetime worker -Q stages -c 2 -n stages@%h --loglevel INFO"
+  echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
+  if $PY manage.py help frontend_processes >/dev/null 2>&1; then
+    $PY manage.py frontend_processes
+  fi
+} > .run/Procfile
+cat <<MSG
+
+  LifeTime console: $CONSOLE_BASE_URL/
+  Demo sign-ins (password: lifetime-demo):
+    admin    infra admin (manages every environment; also Django admin at /admin/)
+    release  release manager (deploy on every environment)
+    ops      operations (view only)
+  Ctrl-C stops the console; scripts/stop.sh also stops a private PostgreSQL/Redis.
+
+MSG
+echo $$ > .run/up.pid
+exec .venv/bin/honcho -f .run/Procfile -d . start
