@@ -153,11 +153,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if not DEBUG
-            else "django.contrib.staticfiles.storage.StaticFilesStorage"
-        )
+        # No manifest: pages render even before collectstatic (tests, first start); vendored
+        # files carry their version in their name.
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
