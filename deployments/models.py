@@ -152,6 +152,14 @@ class DeploymentPlan(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["target", "status"])]
+        constraints = [
+            # One running or prepared plan per target: the database enforces what the services check.
+            models.UniqueConstraint(
+                fields=["target"],
+                condition=models.Q(status__in=["running", "needs_user_intervention", "aborting"]),
+                name="one_holding_plan_per_target",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Deploy from {self.source.name} to {self.target.name}"
@@ -191,6 +199,9 @@ class Stage(models.Model):
     kind = models.CharField(max_length=10, choices=StageKind.choices)
     status = models.CharField(max_length=10, choices=StageStatus.choices, default=StageStatus.QUEUED)
     attempt = models.PositiveIntegerField(default=1)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

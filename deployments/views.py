@@ -1,0 +1,309 @@
+"""Pages: the Applications overview, deployment plans and their buttons."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from deployments import plans, selectors, transitions
+from deployments.models import (
+    Application,
+    ApplicationVersion,
+    DeploymentPlan,
+    PlanStatus,
+    RunningVersion,
+)
+from environments import access
+from environments.models import AccessLevel, Environment
+
+S = PlanStatus
+
+
+def _plan_for(request: HttpRequest, key, level: int = AccessLevel.VIEW) -> DeploymentPlan:
+    plan = get_object_or_404(DeploymentPlan.objects.select_related("source", "target"), key=key)
+    if not access.can(request.user, plan.target, AccessLevel.VIEW):
+        raise PermissionDenied("You have no access to this plan's target environment.")
+    access.require(request.user, plan.target, level)
+    return plan
+
+
+@login_required
+def applications_overview(request: HttpRequest) -> HttpResponse:
+    environments = list(access.visible_environments(request.user))
+    levels = access.levels_for(request.user)
+    neighbours = [
+        {"source": a, "target": b, "can_deploy": levels.get(b.pk, 0) >= AccessLevel.DEPLOY}
+        for a, b in zip(environments, environments[1:], strict=False)
+    ]
+    return render(
+        request,
+        "deployments/overview.html",
+        {
+            "environments": environments,
+            "neighbours": neighbours,
+            "rows": selectors.overview(environments),
+            "holders": selectors.holders(environments),
+        },
+    )
+
+
+@login_required
+def plan_list(request: HttpRequest) -> HttpResponse:
+    env_ids = [pk for pk, level in access.levels_for(request.user).items() if level >= AccessLevel.VIEW]
+    qs = selectors.plans_for(env_ids)
+    status = request.GET.get("status", "")
+    target = request.GET.get("target", "")
+    if status == "prepared":
+        qs = qs.filter(status=S.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    elif status in S.values:
+        qs = qs.filter(status=status)
+    if target:
+        qs = qs.filter(target__key=target) if _is_uuid(target) else qs.none()
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    environments = list(access.visible_environments(request.user))
+    rows = [(plan, *selectors.status_tag(plan)) for plan in page.object_list]
+    return render(
+        request,
+        "deployments/plan_list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "environments": environments,
+            "holders": selectors.holders(environments),
+            "status": status,
+            "target": target,
+            "statuses": [("prepared", "Prepared"), *S.choices],
+        },
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _candidates(source: Environment, target: Environment) -> list[dict]:
+    running_src = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=source).select_related("version")}
+    running_tgt = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=target).select_related("version")}
+    versions: dict[int, list[ApplicationVersion]] = {}
+    for version in ApplicationVersion.objects.select_related("application").order_by("-created_at"):
+        versions.setdefault(version.application_id, []).append(version)
+    rows = []
+    for app in Application.objects.filter(pk__in=versions.keys()).order_by("name"):
+        src, tgt = running_src.get(app.pk), running_tgt.get(app.pk)
+        rows.append({"application": app, "source": src, "target": tgt, "versions": versions[app.pk]})
+    return rows
+
+
+def _operations_from(request: HttpRequest) -> list[plans.Operation]:
+    ops = []
+    for app in Application.objects.filter(pk__in=[int(v) for v in request.POST.getlist("include") if v.isdigit()]):
+        version_key = request.POST.get(f"version_{app.pk}", "")
+        if version_key == "undeploy":
+            ops.append(plans.Operation(app, None))
+            continue
+        version = ApplicationVersion.objects.filter(application=app, key=version_key).first() if _is_uuid(version_key) else None
+        if version is None:
+            raise plans.PlanRefused(f"Choose a version of {app.name}.")
+        ops.append(plans.Operation(app, version))
+    return ops
+
+
+@login_required
+def plan_create(request: HttpRequest) -> HttpResponse:
+    source = get_object_or_404(Environment, key=request.GET.get("source") or request.POST.get("source"))
+    target = get_object_or_404(Environment, key=request.GET.get("target") or request.POST.get("target"))
+    access.require(request.user, target, AccessLevel.DEPLOY)
+    access.require(request.user, source, AccessLevel.VIEW)
+    if request.method == "POST":
+        try:
+            plan = plans.create_plan(
+                actor=request.user,
+                source=source,
+                target=target,
+                operations=_operations_from(request),
+                notes=request.POST.get("notes", "")[:5000],
+            )
+        except plans.PlanRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Deployment plan saved.")
+            return redirect("deployments:plan", key=plan.key)
+    return render(
+        request,
+        "deployments/plan_form.html",
+        {"source": source, "target": target, "candidates": _candidates(source, target), "plan": None},
+    )
+
+
+@login_required
+def plan_detail(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key)
+    can_deploy = access.can(request.user, plan.target, AccessLevel.DEPLOY)
+    validation = plans.validate_plan(plan) if plan.status == S.SAVED else None
+    label, css = selectors.status_tag(plan)
+    holder = transitions.holder_of(plan.target_id, excluding=plan.pk) if plan.status == S.SAVED else None
+    log_lines = list(plan.log_lines.order_by("-seq")[:200])[::-1]
+    context = {
+        "plan": plan,
+        "status_label": label,
+        "status_class": css,
+        "can_deploy": can_deploy,
+        "validation": validation,
+        "holder": holder,
+        "operations": plan.operations.select_related("application", "version").order_by("application__name"),
+        "stages": plan.stages.prefetch_related("steps"),
+        "log_lines": log_lines,
+        "last_seq": log_lines[-1].seq if log_lines else 0,
+        "transitions": plan.transitions.select_related("actor"),
+        "is_prepared": plans.is_prepared(plan),
+        "is_suspended": plans.is_suspended(plan),
+        "is_final": plan.status in transitions.FINAL,
+        "candidates": _candidates(plan.source, plan.target) if plan.status == S.SAVED and can_deploy else None,
+        "selected": {op.application_id: op for op in plan.operations.all()},
+    }
+    return render(request, "deployments/plan_detail.html", context)
+
+
+def _act(request: HttpRequest, key, action, success: str, *, to_list: bool = False) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    try:
+        result = action(actor=request.user, plan=plan)
+    except plans.PlanRefused as exc:
+        messages.error(request, str(exc))
+    except transitions.TargetHeld as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+        if isinstance(result, DeploymentPlan) and result.pk != plan.pk:
+            return redirect("deployments:plan", key=result.key)
+        if to_list:
+            return redirect("deployments:plans")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
+def plan_save(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    try:
+        plans.update_plan(
+            actor=request.user, plan=plan, operations=_operations_from(request), notes=request.POST.get("notes", "")[:5000]
+        )
+    except plans.PlanRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Deployment plan saved." if "validate" not in request.POST else "Validated.")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
+def plan_start(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    two = plan.target.two_stage_deployments
+    return _act(request, key, plans.start_plan, "Preparing the deployment." if two else "Deploying now.")
+
+
+@login_required
+@require_POST
+def plan_continue(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.continue_plan, "Continuing the deployment.")
+
+
+@login_required
+@require_POST
+def plan_continue_later(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    messages.success(request, f"The plan stays prepared on {plan.target.name}: continue it from the plans list.")
+    return redirect(reverse("deployments:plans") + "?status=prepared")
+
+
+@login_required
+@require_POST
+def plan_abort(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.abort_plan, "Abort requested.")
+
+
+@login_required
+@require_POST
+def plan_delete(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    try:
+        plans.delete_plan(actor=request.user, plan=plan)
+    except plans.PlanRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("deployments:plan", key=plan.key)
+    messages.success(request, "Deployment plan deleted.")
+    return redirect("deployments:plans")
+
+
+@login_required
+@require_POST
+def plan_retry(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.retry_plan, "The plan is saved again: start it when ready.")
+
+
+@login_required
+@require_POST
+def plan_reuse(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.reuse_plan, "A new plan with the same applications was saved.")
+
+
+@login_required
+@require_POST
+def plan_prepare_again(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.prepare_again, "Preparing the deployment again.")
+
+
+@login_required
+@require_POST
+def plan_add_suggestion(request: HttpRequest, key) -> HttpResponse:
+    plan = _plan_for(request, key, AccessLevel.DEPLOY)
+    app = get_object_or_404(Application, key=request.POST.get("application"))
+    try:
+        plans.add_suggestion(actor=request.user, plan=plan, application=app)
+    except plans.PlanRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{app.name} added to the plan.")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+def plan_live(request: HttpRequest, key) -> HttpResponse:
+    """The live part of the plan page: status, stages and new log lines after ``after``."""
+    plan = _plan_for(request, key)
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        after = 0
+    lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:500])
+    label, css = selectors.status_tag(plan)
+    response = render(
+        request,
+        "deployments/_plan_live.html",
+        {
+            "plan": plan,
+            "lines": lines,
+            "after": lines[-1].seq if lines else after,
+            "status_label": label,
+            "status_class": css,
+            "stages": plan.stages.prefetch_related("steps"),
+            "is_final": plan.status in transitions.FINAL,
+        },
+    )
+    if plan.status in transitions.FINAL or plans.is_prepared(plan):
+        response.status_code = 286  # htmx: stop polling
+    return response

@@ -221,3 +221,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Beat: the reaper of dead stages and the expiry of old prepared plans.
+STAGE_HEARTBEAT_SECONDS = env_int("STAGE_HEARTBEAT_SECONDS", 5)
+STAGE_STALE_SECONDS = env_int("STAGE_STALE_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-stages": {"task": "deployments.tasks.reap_stale_stages", "schedule": 10.0},
+    "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
+}

@@ -7,14 +7,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from environments.access import is_infra_admin, visible_environments
+from environments.access import is_infra_admin
 from lifetime.models import AuditEvent
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    environments = list(visible_environments(request.user).prefetch_related("frontends"))
-    return render(request, "home.html", {"environments": environments})
 
 
 @login_required

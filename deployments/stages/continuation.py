@@ -1,0 +1,147 @@
+"""Continue: check the plan still holds, execute SQL, switch every front-end, record the running
+versions, build mobile packages. This is the part that runs in the deployment window."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import transitions
+from deployments.models import (
+    ApplicationKind,
+    DeploymentPlan,
+    GeneratedSql,
+    OperationKind,
+    PlanStatus,
+    RunningVersion,
+    Stage,
+    StepKind,
+    StepStatus,
+)
+from deployments.stages import engine
+from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
+from deployments.stages.runner import StageAborted, check_not_aborted
+from deployments.stages.validity import PlanNoLongerValid, check_still_valid
+from deployments.steps import StepFailed
+
+S = PlanStatus
+
+
+def pass_point_of_no_return(plan: DeploymentPlan) -> None:
+    """From here on the plan cannot be aborted. Compare-and-set against a concurrent Abort."""
+    marked = DeploymentPlan.objects.filter(
+        pk=plan.pk, status=S.RUNNING, point_of_no_return_at__isnull=True
+    ).update(point_of_no_return_at=timezone.now())
+    if marked:
+        append_log(plan, "info", "Point of no return: executing SQL on the target; Abort is no longer possible.")
+        return
+    current = DeploymentPlan.objects.get(pk=plan.pk)
+    if current.status == S.ABORTING:
+        raise StageAborted()
+    if current.point_of_no_return_at is None:
+        raise StepFailed(f"The plan is {current.status}: Continue cannot go on.")
+
+
+def run_continue(stage: Stage) -> None:
+    plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
+    target = plan.target
+    resumed = plan.point_of_no_return_at is not None
+    append_log(
+        plan,
+        "info",
+        f"Continue started (attempt {stage.attempt})" + (": resuming after the point of no return." if resumed else "."),
+    )
+    operations = list(plan.operations.select_related("application", "version"))
+    deploys = engine.order_by_dependencies(
+        [op for op in operations if op.kind == OperationKind.DEPLOY and op.version is not None]
+    )
+
+    if not resumed:
+        step = begin_step(stage, StepKind.CHECK, total=1)
+        problems = check_still_valid(plan)
+        if problems:
+            end_step(step, StepStatus.FAILED, problems=problems)
+            raise PlanNoLongerValid("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
+        end_step(step)
+        check_not_aborted(plan)
+
+    # --- SQL ---------------------------------------------------------------------------------
+    generated = {g.application_id: g for g in GeneratedSql.objects.filter(plan=plan)}
+    total = sum(len(g.statements) for g in generated.values())
+    step = begin_step(stage, StepKind.EXECUTE_SQL, total=total)
+    log = PlanStepLog(plan, step)
+    pass_point_of_no_return(plan)
+    try:
+        executed = 0
+        for op in deploys:
+            sql = generated.get(op.application_id)
+            if sql is None:
+                continue
+            executed += engine.execute_sql(
+                target, op.version, sql, log, resumed=resumed, offset=executed, total=total
+            )
+    except StepFailed:
+        end_step(step, StepStatus.FAILED)
+        raise
+    end_step(step, statements=executed)
+
+    # --- switch ------------------------------------------------------------------------------
+    frontends = list(target.frontends.filter(enabled=True).order_by("name"))
+    undeploys = [op for op in operations if op.kind == OperationKind.UNDEPLOY]
+    if deploys or undeploys:
+        steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
+        try:
+            results = engine.switch(plan, frontends, deploys, undeploys, steps=steps)
+        except StepFailed:
+            for fe_step in steps.values():
+                fe_step.refresh_from_db()
+                if fe_step.status == StepStatus.RUNNING:
+                    end_step(fe_step, StepStatus.FAILED)
+            raise
+        for name, fe_step in steps.items():
+            end_step(fe_step, **(results.get(name) or {}))
+
+    # --- running versions --------------------------------------------------------------------
+    now = timezone.now()
+    with transaction.atomic():
+        for op in deploys:
+            RunningVersion.objects.update_or_create(
+                environment=target,
+                application=op.application,
+                defaults={"version": op.version, "since": now, "plan": plan, "is_modified": False},
+            )
+        for op in undeploys:
+            RunningVersion.objects.filter(environment=target, application=op.application).delete()
+    append_log(
+        plan,
+        "info",
+        "Running versions in " + target.name + ": " + ", ".join(f"{op.application.name} {op.version.version}" for op in deploys)
+        if deploys
+        else "No application deployed.",
+    )
+
+    # --- mobile packages ---------------------------------------------------------------------
+    mobile_failed = []
+    for op in deploys:
+        if op.application.kind != ApplicationKind.MOBILE:
+            continue
+        step = begin_step(stage, StepKind.MOBILE_PACKAGE, op.application.name, total=1)
+        log = PlanStepLog(plan, step)
+        try:
+            built = engine.mobile_package(plan, target, op.version, log)
+        except StepFailed as exc:
+            append_log(plan, "error", exc.message)
+            end_step(step, StepStatus.FAILED)
+            mobile_failed.append(op.application.name)
+            continue
+        end_step(step, StepStatus.DONE if built else StepStatus.SKIPPED)
+
+    warnings = plan.log_lines.filter(level="warning").exists() or any(g.warnings for g in generated.values())
+    if mobile_failed:
+        to, reason = S.FINISHED_WITH_ERRORS, "The mobile package of " + ", ".join(mobile_failed) + " failed; the web release is switched."
+    elif warnings:
+        to, reason = S.FINISHED_WITH_WARNINGS, "Deployed, with warnings"
+    else:
+        to, reason = S.FINISHED_SUCCESSFUL, "Deployed"
+    transitions.transition(plan, expected=S.RUNNING, to=to, actor="system", reason=reason)
+    append_log(plan, "info" if to != S.FINISHED_WITH_ERRORS else "error", f"Deployment finished: {reason.lower()}.")

@@ -1,0 +1,26 @@
+"""Celery tasks: thin. Each takes an id and calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="deployments.tasks.run_stage", bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_stage(self, stage_id: int) -> str | None:
+    from deployments.stages.runner import run
+
+    return run(stage_id, task_id=self.request.id or "", worker=self.request.hostname or "")
+
+
+@shared_task(name="deployments.tasks.reap_stale_stages")
+def reap_stale_stages() -> list[int]:
+    from deployments.stages.reaper import reap_stale_stages as reap
+
+    return reap()
+
+
+@shared_task(name="deployments.tasks.expire_prepared_plans")
+def expire_prepared_plans() -> list[str]:
+    from deployments.plans import expire_prepared_plans as expire
+
+    return [str(plan.key) for plan in expire()]

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from deployments import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("plans/", views.plan_list, name="plans"),
+    path("plans/new/", views.plan_create, name="plan_create"),
+    path("plans/<uuid:key>/", views.plan_detail, name="plan"),
+    path("plans/<uuid:key>/live/", views.plan_live, name="plan_live"),
+    path("plans/<uuid:key>/save/", views.plan_save, name="plan_save"),
+    path("plans/<uuid:key>/start/", views.plan_start, name="plan_start"),
+    path("plans/<uuid:key>/continue/", views.plan_continue, name="plan_continue"),
+    path("plans/<uuid:key>/continue-later/", views.plan_continue_later, name="plan_continue_later"),
+    path("plans/<uuid:key>/abort/", views.plan_abort, name="plan_abort"),
+    path("plans/<uuid:key>/delete/", views.plan_delete, name="plan_delete"),
+    path("plans/<uuid:key>/retry/", views.plan_retry, name="plan_retry"),
+    path("plans/<uuid:key>/reuse/", views.plan_reuse, name="plan_reuse"),
+    path("plans/<uuid:key>/prepare-again/", views.plan_prepare_again, name="plan_prepare_again"),
+    path("plans/<uuid:key>/add-suggestion/", views.plan_add_suggestion, name="plan_add_suggestion"),
+]
