@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from deployments.artifact_views import artifact_download
 from lifetime import views
 
 urlpatterns = [
@@ -11,5 +12,7 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit"),
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),
+    path("environments/<uuid:key>/mobile/", include("deployments.mobile_urls")),
+    path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
     path("admin/", admin.site.urls),
 ]
