@@ -120,8 +120,10 @@ class MobilePackage(models.Model):
 
     @property
     def file_name(self) -> str:
-        return f"{self.application.name}-{self.environment.name}-{self.app_version or self.version.version}.zip".replace(
-            " ", "-"
+        return (
+            f"{self.application.name}-{self.environment.name}-{self.app_version or self.version.version}.zip".replace(
+                " ", "-"
+            )
         )
 
 
@@ -280,7 +282,9 @@ class Transition(models.Model):
     from_status = models.CharField(max_length=30)
     to_status = models.CharField(max_length=30)
     info = models.CharField(max_length=60, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     reason = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)

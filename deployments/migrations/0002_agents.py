@@ -4,34 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0001_initial'),
+        ("deployments", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='mobilepackage',
-            options={'ordering': ['-created_at', '-id']},
+            name="mobilepackage",
+            options={"ordering": ["-created_at", "-id"]},
         ),
         migrations.AddField(
-            model_name='mobileappconfig',
-            name='app_version',
-            field=models.CharField(blank=True, help_text='Version the package shows in the stores; the deployed version if blank.', max_length=50),
+            model_name="mobileappconfig",
+            name="app_version",
+            field=models.CharField(
+                blank=True,
+                help_text="Version the package shows in the stores; the deployed version if blank.",
+                max_length=50,
+            ),
         ),
         migrations.AddField(
-            model_name='mobilepackage',
-            name='app_identifier',
+            model_name="mobilepackage",
+            name="app_identifier",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='mobilepackage',
-            name='app_version',
+            model_name="mobilepackage",
+            name="app_version",
             field=models.CharField(blank=True, max_length=50),
         ),
         migrations.AddField(
-            model_name='mobilepackage',
-            name='server_url',
+            model_name="mobilepackage",
+            name="server_url",
             field=models.URLField(blank=True),
         ),
     ]
