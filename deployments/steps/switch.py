@@ -185,20 +185,19 @@ def _revert(
     stopped: its revert waits in its queue (never expires), so if it later runs the switch anyway,
     the revert right behind it puts the links back.
     """
-    reverts = {
-        call.frontend.pk: send(
+    reverts = [
+        send(
             AgentCall(
                 call.frontend, "agent.revert", {"releases_root": call.frontend.releases_root, "switch_id": switch_id}
             )
         )
         for call in calls
-    }
-    answered = [reverts[call.frontend.pk] for call in calls if call.answer is not None]
+    ]
+    answered = [revert for call, revert in zip(calls, reverts, strict=True) if call.answer is not None]
     wait(answered, timeout_s=timeout_s)
     outcomes: list[FrontEndSwitch] = []
     problems: list[str] = []
-    for call in calls:
-        revert = reverts[call.frontend.pk]
+    for call, revert in zip(calls, reverts, strict=True):
         if call.answer is None:
             outcomes.append(_outcome(call, "revert_queued"))
             log.warning(

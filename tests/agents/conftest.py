@@ -5,6 +5,7 @@ rows of an environment. Every process started here is stopped on teardown, whate
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
 import tarfile
@@ -26,7 +27,7 @@ FIXED_MTIME = 1_700_000_000
 
 def tar_gz(members: dict[str, bytes], *, extra: Callable[[tarfile.TarFile], None] | None = None) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in sorted(members.items()):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -35,7 +36,8 @@ def tar_gz(members: dict[str, bytes], *, extra: Callable[[tarfile.TarFile], None
             tar.addfile(info, io.BytesIO(data))
         if extra is not None:
             extra(tar)
-    return buffer.getvalue()
+    # A fixed gzip timestamp: the same members give the same digest, as compiled binaries do.
+    return gzip.compress(buffer.getvalue(), mtime=0)
 
 
 def web_app_binary(application: str, version: str, *, url_path: str | None = None, broken: bool = False) -> bytes:
