@@ -12,7 +12,8 @@ from agent import config
 
 settings = config.load()
 
-app = Celery("agent", include=["agent.tasks"])
+# Not the current app: a process that also has the console's app (a test, a script) keeps that one.
+app = Celery("agent", include=["agent.tasks"], set_as_current=False)
 app.conf.update(
     broker_url=settings.broker_url,
     result_backend=settings.broker_url,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from celery import states
 from celery.result import AsyncResult
 from django.utils import timezone
 
@@ -82,24 +83,52 @@ def wait(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None)
     deadline = time.monotonic() + timeout_s
     pending = [c for c in calls if c.result is not None and c.answered_at is None]
     while pending:
-        still = []
-        for call in pending:
-            assert call.result is not None
-            if call.result.ready():
-                _collect(call)
-                if on_answer is not None:
-                    on_answer(call)
-            else:
-                still.append(call)
-        pending = still
+        ready = _ready_among(pending)
+        for call in ready:
+            _collect(call)
+            if on_answer is not None:
+                on_answer(call)
+        pending = [c for c in pending if c not in ready]
         if not pending:
             break
         if time.monotonic() >= deadline:
             for call in pending:
                 call.timed_out = True
             break
-        time.sleep(POLL_INTERVAL_S)
+        _pause(POLL_INTERVAL_S)
     return calls
+
+
+def _pause(seconds: float) -> None:
+    """Sleep, but read the result channel meanwhile when the backend has one (Redis pub/sub).
+
+    send_task subscribes the console to each task's result channel; reading it here wakes us as
+    soon as an answer is published and keeps unread messages from piling up on the connection of
+    a long-lived stage worker.
+    """
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is None:
+        time.sleep(seconds)
+        return
+    consumer.drain_events(timeout=seconds)
+
+
+def _ready_among(pending: Sequence[AgentCall]) -> list[AgentCall]:
+    """The calls whose answer is in, asked with one MGET for all of them (one round trip to Redis
+    however many front-ends) when the result backend is a key-value store."""
+    backend = app.backend
+    if not hasattr(backend, "mget"):
+        return [call for call in pending if call.result is not None and call.result.ready()]
+    values = backend.mget([backend.get_key_for_task(call.result.id) for call in pending if call.result is not None])
+    ready = []
+    for call, value in zip(pending, values, strict=True):
+        if value is None or call.result is None:
+            continue
+        meta = backend.decode_result(value)
+        if meta.get("status") in states.READY_STATES:
+            call.result._maybe_set_cache(meta)
+            ready.append(call)
+    return ready
 
 
 def _collect(call: AgentCall) -> None:
