@@ -86,10 +86,16 @@ class MobileAppConfig(models.Model):
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="mobile_configs")
     app_identifier = models.CharField(max_length=200)
     server_url = models.URLField()
+    app_version = models.CharField(
+        max_length=50, blank=True, help_text="Version the package shows in the stores; the deployed version if blank."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "application"], name="one_mobile_config")]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} on {self.environment.name}"
 
 
 class MobilePackage(models.Model):
@@ -100,10 +106,25 @@ class MobilePackage(models.Model):
     native_hash = models.CharField(max_length=64)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField(default=0)
+    # What the package was built with, as shown on the environment's mobile page.
+    app_identifier = models.CharField(max_length=200, blank=True)
+    server_url = models.URLField(blank=True)
+    app_version = models.CharField(max_length=50, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} package {self.sha256[:12]} for {self.environment.name}"
+
+    @property
+    def file_name(self) -> str:
+        return (
+            f"{self.application.name}-{self.environment.name}-{self.app_version or self.version.version}.zip".replace(
+                " ", "-"
+            )
+        )
 
 
 class PlanStatus(models.TextChoices):
@@ -272,7 +293,9 @@ class Transition(models.Model):
     from_status = models.CharField(max_length=30)
     to_status = models.CharField(max_length=30)
     info = models.CharField(max_length=60, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     reason = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from deployments import views as deployment_views
+from deployments.artifact_views import artifact_download
 from lifetime import views
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit"),
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),
+    path("environments/<uuid:key>/mobile/", include("deployments.mobile_urls")),
+    path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
     path("", include("deployments.urls")),
     path("admin/", admin.site.urls),
 ]

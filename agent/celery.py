@@ -1,0 +1,35 @@
+"""The front-end agent's Celery app: ``celery -A agent worker -Q <front-end queue> -c 1``.
+
+It runs on a front-end server with only Celery, Redis and HTTP access to the console: it never
+imports Django nor touches the console's database. Its tasks take everything as arguments.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from agent import config
+
+settings = config.load()
+
+# Not the current app: a process that also has the console's app (a test, a script) keeps that one.
+app = Celery("agent", include=["agent.tasks"], set_as_current=False)
+app.conf.update(
+    broker_url=settings.broker_url,
+    result_backend=settings.broker_url,
+    # Same reliability as the console's workers: a message is acknowledged only once its task has
+    # run, a worker that dies mid-task gives its message back, and nobody holds messages it has not
+    # started (so a stopped agent leaves its queue for the next one).
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=3600,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": 3600},
+    worker_hijack_root_logger=False,
+    # A front-end only runs what is sent to its own queue (-Q); nothing goes to a default queue.
+    task_create_missing_queues=True,
+)

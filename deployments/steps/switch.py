@@ -1,0 +1,234 @@
+"""Continue's switch step: all or nothing across the front-ends of an environment.
+
+Each agent points each application's ``current`` link at its new release with one rename(2),
+then checks its health URL. If any front-end fails, does not answer in time or fails its health
+check, the ones that switched are put back, so the environment ends fully on the old versions or
+fully on the new ones.
+
+A switch is named by a ``switch_id``: each agent keeps a journal of it, so a revert knows what to
+put back even if the console never heard the switch's answer, and a switch message that arrives
+after its revert (an agent that was stopped, then started) refuses to run. Switch messages also
+expire when the console stops waiting for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from agent.releases import release_name
+from deployments.models import ApplicationVersion
+from deployments.steps import StepFailed, StepLog
+from environments.agents import AgentCall, send, wait
+from environments.models import Environment, FrontEnd
+
+SWITCH_TIMEOUT_S = 30.0
+HEALTH_TIMEOUT_S = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEndSwitch:
+    """What happened on one front-end. ``outcome``: switched, failed, timed_out, reverted,
+    revert_failed or revert_queued (no answer: the revert waits in its queue)."""
+
+    frontend: str
+    outcome: str
+    before: dict[str, str | None]
+    after: dict[str, str]
+    seconds: float | None
+    health_seconds: float | None = None
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SwitchResult:
+    switch_id: str
+    frontends: list[FrontEndSwitch]
+    seconds: float
+
+    def as_detail(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def enabled_frontends(environment: Environment) -> list[FrontEnd]:
+    return list(environment.frontends.filter(enabled=True).order_by("name"))
+
+
+def releases_for(versions: Iterable[ApplicationVersion]) -> dict[str, str]:
+    """``{application name: release folder}`` for compiled versions, as the agents name them."""
+    return {v.application.name: release_name(v.version, v.binary_sha256) for v in versions}
+
+
+def switch_frontends(
+    *,
+    frontends: Sequence[FrontEnd],
+    releases: Mapping[str, str],
+    log: StepLog,
+    switch_id: str | None = None,
+    timeout_s: float = SWITCH_TIMEOUT_S,
+    health_timeout_s: float = HEALTH_TIMEOUT_S,
+) -> SwitchResult:
+    """Switch every enabled front-end in ``frontends`` to ``releases``; all or nothing.
+
+    Returns per front-end what its links pointed to before, with timings. On any failure the
+    switched front-ends are reverted and StepFailed says which front-end failed and how; its
+    ``detail["switch"]`` holds the SwitchResult.
+    """
+    started = time.monotonic()
+    switch_id = switch_id or uuid.uuid4().hex
+    frontends = [fe for fe in frontends if fe.enabled]
+    if not frontends:
+        raise StepFailed("The environment has no enabled front-end to switch.")
+    if not releases:
+        raise StepFailed("Nothing to switch: the plan deploys no web release.")
+    links = dict(releases)
+    log.info(f"Switching {len(frontends)} front-end(s): {_links(links)}.")
+    log.progress(0, len(frontends))
+    done = 0
+
+    def on_answer(call: AgentCall) -> None:
+        nonlocal done
+        done += 1
+        log.progress(done, len(frontends))
+
+    calls = [
+        send(
+            AgentCall(
+                fe,
+                "agent.switch",
+                {
+                    "releases_root": fe.releases_root,
+                    "switch_id": switch_id,
+                    "links": links,
+                    "health_url": fe.health_url,
+                    "health_timeout_s": min(health_timeout_s, timeout_s * 0.8),
+                },
+            ),
+            # A switch that reaches an agent after the console gave up must not run.
+            expires_in_s=timeout_s,
+        )
+        for fe in frontends
+    ]
+    wait(calls, timeout_s=timeout_s, on_answer=on_answer)
+
+    if all(call.ok for call in calls):
+        outcomes = [_outcome(call, "switched") for call in calls]
+        slowest = max(call.seconds or 0 for call in calls)
+        log.info(f"Switched {len(calls)} front-end(s) in {slowest * 1000:.1f} ms.")
+        return SwitchResult(switch_id=switch_id, frontends=outcomes, seconds=time.monotonic() - started)
+
+    failed = [call for call in calls if not call.ok]
+    for call in failed:
+        log.error(f"Switch failed on {call.problem()}.")
+    log.warning("Putting every front-end back on the versions it ran before.")
+    outcomes, revert_problems = _revert(calls, switch_id=switch_id, log=log, timeout_s=timeout_s)
+    result = SwitchResult(switch_id=switch_id, frontends=outcomes, seconds=time.monotonic() - started)
+    first = failed[0].problem()
+    if revert_problems:
+        raise StepFailed(
+            f"Switch failed on {first}, and the revert failed on {'; '.join(revert_problems)}: "
+            "the front-ends of this environment may run different versions. Retry Continue or fix them by hand.",
+            detail={"switch": result.as_detail()},
+        )
+    raise StepFailed(
+        f"Switch failed on {first}. Every front-end was put back on the versions it ran before.",
+        detail={"switch": result.as_detail()},
+    )
+
+
+def revert_switch(
+    *, frontends: Sequence[FrontEnd], switch_id: str, log: StepLog, timeout_s: float = SWITCH_TIMEOUT_S
+) -> list[FrontEndSwitch]:
+    """Put back what the switch ``switch_id`` replaced on each front-end (after a successful switch
+    whose follow-up failed, or to retry a revert). Raises StepFailed naming the front-ends it could
+    not put back."""
+    calls = [
+        send(AgentCall(fe, "agent.revert", {"releases_root": fe.releases_root, "switch_id": switch_id}))
+        for fe in frontends
+        if fe.enabled
+    ]
+    wait(calls, timeout_s=timeout_s)
+    outcomes = []
+    for call in calls:
+        restored = (call.answer or {}).get("restored") or {}
+        outcomes.append(
+            FrontEndSwitch(
+                frontend=call.frontend.name,
+                outcome="reverted" if call.ok else "revert_failed",
+                before={},
+                after=dict(restored),
+                seconds=call.seconds,
+                error=call.failure(),
+            )
+        )
+        if call.ok:
+            log.info(f"Front-end {call.frontend.name} put back: {_links(restored) or 'nothing to put back'}.")
+        else:
+            log.error(f"Could not put back {call.problem()}.")
+    problems = [call.problem() for call in calls if not call.ok]
+    if problems:
+        raise StepFailed(
+            f"Revert failed on {'; '.join(problems)}.", detail={"frontends": [dataclasses.asdict(o) for o in outcomes]}
+        )
+    return outcomes
+
+
+def _revert(
+    calls: Sequence[AgentCall], *, switch_id: str, log: StepLog, timeout_s: float
+) -> tuple[list[FrontEndSwitch], list[str]]:
+    """Send a revert to every front-end that was sent the switch, answered or not.
+
+    A front-end that answered is alive: wait for its revert. One that did not answer may be
+    stopped: its revert waits in its queue (never expires), so if it later runs the switch anyway,
+    the revert right behind it puts the links back.
+    """
+    reverts = [
+        send(
+            AgentCall(
+                call.frontend, "agent.revert", {"releases_root": call.frontend.releases_root, "switch_id": switch_id}
+            )
+        )
+        for call in calls
+    ]
+    answered = [revert for call, revert in zip(calls, reverts, strict=True) if call.answer is not None]
+    wait(answered, timeout_s=timeout_s)
+    outcomes: list[FrontEndSwitch] = []
+    problems: list[str] = []
+    for call, revert in zip(calls, reverts, strict=True):
+        if call.answer is None:
+            outcomes.append(_outcome(call, "revert_queued"))
+            log.warning(
+                f"Front-end {call.frontend.name} did not answer the switch; a revert waits in its queue "
+                "in case the switch runs late."
+            )
+        elif revert.ok:
+            outcomes.append(_outcome(call, "reverted" if call.ok else "failed"))
+            restored = (revert.answer or {}).get("restored") or {}
+            if restored:
+                log.info(f"Front-end {call.frontend.name} put back: {_links(restored)}.")
+        else:
+            outcomes.append(_outcome(call, "revert_failed", error=revert.failure()))
+            problems.append(revert.problem())
+            log.error(f"Could not put back {revert.problem()}.")
+    return outcomes, problems
+
+
+def _outcome(call: AgentCall, outcome: str, *, error: str = "") -> FrontEndSwitch:
+    answer = call.answer or {}
+    health = answer.get("health") or {}
+    return FrontEndSwitch(
+        frontend=call.frontend.name,
+        outcome="timed_out" if call.timed_out and outcome == "failed" else outcome,
+        before=dict(answer.get("before") or {}),
+        after=dict(answer.get("after") or {}),
+        seconds=call.seconds,
+        health_seconds=health.get("seconds"),
+        error=error or call.failure(),
+    )
+
+
+def _links(links: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{app} → {release or 'nothing'}" for app, release in sorted(links.items()))

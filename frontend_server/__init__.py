@@ -1,0 +1,192 @@
+"""A small WSGI front-end server: serves each deployed application from its ``current`` link.
+
+    gunicorn -k gthread --threads 8 -b 127.0.0.1:8101 'frontend_server:make_app("/srv/lifetime/fe1")'
+    LIFETIME_RELEASES_ROOT=/srv/lifetime/fe1 gunicorn 'frontend_server:make_app()'
+
+Every request resolves ``releases/<app>/current`` again (one readlink), so a switch is picked up
+without a restart; the application object of each resolved release folder is loaded once and kept,
+so a request that started on a release finishes on it even if the link moves meanwhile.
+Also serves ``/_health`` (200 when every current release loads) and ``/_lifetime/releases`` (JSON).
+
+No Django here: it runs on a front-end host beside the agent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "lifetime-release.json"
+CURRENT = "current"
+# Old releases stay loaded for requests still running on them, and for a quick revert.
+RELEASES_KEPT_PER_APPLICATION = 3
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class LoadedRelease:
+    def __init__(self, folder: Path, manifest: dict[str, Any], wsgi: WsgiApp) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.wsgi = wsgi
+        self.url_path = "/" + (manifest.get("url_path") or manifest["application"]).strip("/")
+
+
+class ReleaseLoadError(Exception):
+    pass
+
+
+class FrontEndServer:
+    def __init__(self, releases_root: Path) -> None:
+        self.root = Path(releases_root)
+        self._loaded: dict[str, OrderedDict[str, LoadedRelease]] = {}
+        self._lock = threading.Lock()
+
+    # --- what runs ------------------------------------------------------------------------
+
+    def current_folders(self) -> dict[str, Path]:
+        """Application name -> the release folder its ``current`` link points to, right now."""
+        base = self.root / "releases"
+        found: dict[str, Path] = {}
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            return found
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                target = os.readlink(os.path.join(entry.path, CURRENT))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found[entry.name] = Path(entry.path) / target
+        return found
+
+    def release(self, application: str, folder: Path) -> LoadedRelease:
+        key = str(folder)
+        cached = self._loaded.get(application, {}).get(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            per_app = self._loaded.setdefault(application, OrderedDict())
+            cached = per_app.get(key)
+            if cached is None:
+                cached = self._load(folder)
+                per_app[key] = cached
+                while len(per_app) > RELEASES_KEPT_PER_APPLICATION:
+                    # Requests still running on an evicted release hold their own reference to it.
+                    per_app.popitem(last=False)
+            return cached
+
+    def _load(self, folder: Path) -> LoadedRelease:
+        """Import a release's WSGI entry point with its folder first on sys.path.
+
+        Two releases of one application have packages of the same name, so the application's
+        modules are taken out of sys.modules after the import: each release keeps its own module
+        objects through the references its code holds. (An application must therefore import its
+        modules at load time, not lazily inside a request.)
+        """
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            module_name, _, attr = manifest["wsgi"].partition(":")
+        except (OSError, ValueError, KeyError) as exc:
+            raise ReleaseLoadError(f"{folder.name}: unreadable {MANIFEST}: {exc}") from exc
+        top_levels = {p.name.split(".")[0] for p in folder.iterdir() if not p.name.startswith(".")}
+        sys.path.insert(0, str(folder))
+        try:
+            _forget_modules(top_levels)
+            importlib.invalidate_caches()
+            module = importlib.import_module(module_name)
+            wsgi = getattr(module, attr or "application")
+        except Exception as exc:
+            raise ReleaseLoadError(f"{folder.name}: cannot load {manifest['wsgi']}: {exc!r}") from exc
+        finally:
+            sys.path.remove(str(folder))
+            _forget_modules(top_levels)
+        return LoadedRelease(folder, manifest, wsgi)
+
+    # --- WSGI -----------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/_health":
+            return self._health(start_response)
+        if path == "/_lifetime/releases":
+            return _json(start_response, "200 OK", self.describe())
+        best: tuple[LoadedRelease, str] | None = None
+        for application, folder in self.current_folders().items():
+            try:
+                loaded = self.release(application, folder)
+            except ReleaseLoadError:
+                continue
+            prefix = loaded.url_path.rstrip("/")
+            if (path == prefix or path.startswith(prefix + "/") or prefix == "") and (
+                best is None or len(prefix) > len(best[1])
+            ):
+                best = (loaded, prefix)
+        if best is None:
+            return _text(start_response, "404 Not Found", f"No application answers {path}\n")
+        loaded, prefix = best
+        environ = dict(environ)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + prefix
+        environ["PATH_INFO"] = path[len(prefix) :] or "/"
+        environ["lifetime.release"] = loaded.folder.name
+        return loaded.wsgi(environ, start_response)
+
+    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        problems = []
+        for application, folder in self.current_folders().items():
+            try:
+                self.release(application, folder)
+            except ReleaseLoadError as exc:
+                problems.append(f"{application}: {exc}")
+        if problems:
+            return _json(start_response, "503 Service Unavailable", {"status": "failing", "problems": problems})
+        return _json(start_response, "200 OK", {"status": "ok"})
+
+    def describe(self) -> dict[str, Any]:
+        running: dict[str, Any] = {}
+        for application, folder in sorted(self.current_folders().items()):
+            try:
+                manifest = json.loads((folder / MANIFEST).read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            running[application] = {
+                "release": folder.name,
+                "version": manifest.get("version"),
+                "url_path": manifest.get("url_path"),
+            }
+        return {"releases_root": str(self.root), "applications": running}
+
+
+def _forget_modules(top_levels: set[str]) -> None:
+    for name in list(sys.modules):
+        if name.split(".")[0] in top_levels:
+            del sys.modules[name]
+
+
+def _json(start_response: Callable[..., Any], status: str, data: Any) -> list[bytes]:
+    body = json.dumps(data, sort_keys=True).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _text(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def make_app(releases_root: str | None = None) -> FrontEndServer:
+    """The WSGI application for gunicorn; the root comes from the argument or LIFETIME_RELEASES_ROOT."""
+    root = releases_root or os.environ.get("LIFETIME_RELEASES_ROOT")
+    if not root:
+        raise RuntimeError("give the releases folder: make_app('/path') or LIFETIME_RELEASES_ROOT")
+    return FrontEndServer(Path(root))

@@ -1,0 +1,195 @@
+"""Real processes for end-to-end tests: front-end agents (Celery workers) and front-end servers
+(gunicorn), started as subprocesses on this machine, each with its own queue, folder and port.
+
+Plain helpers: fixtures in the test packages wrap them and always stop what they started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+LOG_DIR = REPO / "tests" / "artifacts" / "processes"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Process:
+    """A subprocess with its output in a log file, in its own process group so that stopping it
+    stops its children too (a prefork Celery worker, gunicorn's workers)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            self.args, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        """SIGTERM (a Celery worker finishes its task, gunicorn its requests), then SIGKILL."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+
+
+class Agent(Process):
+    """``celery -A agent worker`` on one front-end queue, with the agent's environment only."""
+
+    def __init__(
+        self, *, queue: str, redis_url: str, console_url: str, token: str, pool: str = "solo", extra_env=None
+    ) -> None:
+        self.queue = queue
+        env = _base_env(
+            {
+                "REDIS_URL": redis_url,
+                "CONSOLE_BASE_URL": console_url,
+                "AGENT_TOKEN": token,
+                "AGENT_DOWNLOAD_TIMEOUT": "10",
+                **(extra_env or {}),
+            }
+        )
+        env.pop("LIFETIME_DEV", None)
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "agent",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"agent-{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+        ]
+        args += ["--pool=solo"] if pool == "solo" else ["-c", "1"]
+        super().__init__(f"agent-{queue}", args, env)
+
+    def wait_ready(self, celery_app, *, timeout_s: float = 60.0) -> None:
+        """Until the agent answers a ping on its queue (so it consumes it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"agent {self.queue} exited:\n{self.log()[-3000:]}")
+            result = celery_app.send_task("agent.ping", queue=self.queue, expires=2)
+            try:
+                if result.get(timeout=2, interval=0.05).get("ok"):
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet is the normal case here
+                pass
+        raise RuntimeError(f"agent {self.queue} did not answer a ping in {timeout_s} s:\n{self.log()[-3000:]}")
+
+
+class FrontEndServer(Process):
+    """The front-end WSGI server under gunicorn, on a free port, serving one releases folder."""
+
+    def __init__(self, *, releases_root: Path, port: int | None = None, threads: int = 8) -> None:
+        self.releases_root = Path(releases_root)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--graceful-timeout",
+            "5",
+            f"frontend_server:make_app({str(self.releases_root)!r})",
+        ]
+        super().__init__(f"frontend-{self.port}", args, _base_env({}))
+
+    def wait_ready(self, *, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"front-end server on {self.port} exited:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_lifetime/releases", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"front-end server on {self.port} did not start:\n{self.log()[-3000:]}")
+
+    def get(self, path: str, *, timeout_s: float = 5.0) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout_s) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+def stop_all(processes: Iterable[Process]) -> None:
+    """Stop every process, all at once (SIGTERM to each, then wait), whatever failed before."""
+    processes = list(processes)
+    for process in processes:
+        if process.running:
+            assert process.popen is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+    for process in processes:
+        process.stop()
