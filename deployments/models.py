@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from environments.models import Environment, FrontEnd
+from environments.models import Environment
 
 
 class ApplicationKind(models.TextChoices):
@@ -200,6 +200,9 @@ class PlanOperation(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plan", "application"], name="one_operation_per_application")]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.application} {self.version.version if self.version else ''}".strip()
+
 
 class StageKind(models.TextChoices):
     PREPARE = "prepare", "Prepare"
@@ -235,6 +238,9 @@ class Stage(models.Model):
     class Meta:
         ordering = ["queued_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.plan_id} (attempt {self.attempt}): {self.status}"
+
 
 class StepKind(models.TextChoices):
     VALIDATE = "validate", "Validate"
@@ -269,6 +275,9 @@ class Step(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject}: {self.status}"
+
 
 class LogLevel(models.TextChoices):
     INFO = "info", "Info"
@@ -287,6 +296,9 @@ class LogLine(models.Model):
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["plan", "seq"], name="log_seq_per_plan")]
 
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.level}: {self.message[:60]}"
+
 
 class Transition(models.Model):
     plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="transitions")
@@ -303,6 +315,9 @@ class Transition(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status} by {self.actor_name}"
+
 
 class GeneratedSql(models.Model):
     """The SQL Prepare generated for one application of a plan, and what it was generated against."""
@@ -318,3 +333,6 @@ class GeneratedSql(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plan", "application"], name="generated_sql_once")]
+
+    def __str__(self) -> str:
+        return f"SQL for {self.application} in plan {self.plan_id}"

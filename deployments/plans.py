@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -319,7 +318,8 @@ def start_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
             )
         except TransitionLost as exc:
             raise (AlreadyRunning if exc.current in transitions.HOLDING else PlanRefused)(
-                f"The plan is {exc.current}: it cannot be started." if exc.current not in transitions.HOLDING
+                f"The plan is {exc.current}: it cannot be started."
+                if exc.current not in transitions.HOLDING
                 else "The plan is already running."
             ) from None
         new_stage(plan, StageKind.PREPARE, actor=actor)
@@ -388,7 +388,11 @@ def abort_plan(*, actor: Any, plan: DeploymentPlan, reason: str = "Abort") -> De
             # Nothing runs: straight to aborted (pipelines read a lingering "aborting" as success).
             try:
                 transitions.transition(
-                    plan, expected=S.NEEDS_USER_INTERVENTION, to=S.ABORTED, actor=actor, reason=reason,
+                    plan,
+                    expected=S.NEEDS_USER_INTERVENTION,
+                    to=S.ABORTED,
+                    actor=actor,
+                    reason=reason,
                     fields={"aborted_at": timezone.now(), "aborted_by": _user(actor)},
                 )
             except TransitionLost:
@@ -396,7 +400,11 @@ def abort_plan(*, actor: Any, plan: DeploymentPlan, reason: str = "Abort") -> De
         elif plan.status == S.RUNNING:
             try:
                 transitions.transition(
-                    plan, expected=S.RUNNING, to=S.ABORTING, actor=actor, reason=reason,
+                    plan,
+                    expected=S.RUNNING,
+                    to=S.ABORTING,
+                    actor=actor,
+                    reason=reason,
                     extra_filter=Q(point_of_no_return_at__isnull=True),
                     fields={"aborted_by": _user(actor)},
                 )
@@ -413,7 +421,11 @@ def abort_plan(*, actor: Any, plan: DeploymentPlan, reason: str = "Abort") -> De
                     status=StageStatus.CANCELLED, finished_at=timezone.now(), explanation="Aborted before it started."
                 )
                 transitions.transition(
-                    plan, expected=S.ABORTING, to=S.ABORTED, actor=actor, reason="Aborted before the stage started",
+                    plan,
+                    expected=S.ABORTING,
+                    to=S.ABORTED,
+                    actor=actor,
+                    reason="Aborted before the stage started",
                     fields={"aborted_at": timezone.now()},
                 )
         elif plan.status == S.ABORTING:
@@ -429,7 +441,11 @@ def retry_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     _require(actor, plan.target, AccessLevel.DEPLOY)
     try:
         transitions.transition(
-            plan, expected=S.ABORTED, to=S.SAVED, actor=actor, reason="Retry",
+            plan,
+            expected=S.ABORTED,
+            to=S.SAVED,
+            actor=actor,
+            reason="Retry",
             fields={"saved_at": timezone.now(), "point_of_no_return_at": None, "prepared_snapshot": {}},
         )
     except TransitionLost as exc:
@@ -456,7 +472,10 @@ def expire_prepared_plans(*, now=None) -> list[DeploymentPlan]:
             continue
         try:
             transitions.transition(
-                plan, expected=S.NEEDS_USER_INTERVENTION, to=S.ABORTED, actor="system",
+                plan,
+                expected=S.NEEDS_USER_INTERVENTION,
+                to=S.ABORTED,
+                actor="system",
                 reason=f"Expired: not continued within {plan.target.prepared_plan_ttl_hours} hours of Prepare",
                 fields={"aborted_at": now},
             )

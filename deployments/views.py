@@ -94,8 +94,12 @@ def _is_uuid(value: str) -> bool:
 
 
 def _candidates(source: Environment, target: Environment) -> list[dict]:
-    running_src = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=source).select_related("version")}
-    running_tgt = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=target).select_related("version")}
+    running_src = {
+        rv.application_id: rv for rv in RunningVersion.objects.filter(environment=source).select_related("version")
+    }
+    running_tgt = {
+        rv.application_id: rv for rv in RunningVersion.objects.filter(environment=target).select_related("version")
+    }
     versions: dict[int, list[ApplicationVersion]] = {}
     for version in ApplicationVersion.objects.select_related("application").order_by("-created_at"):
         versions.setdefault(version.application_id, []).append(version)
@@ -113,7 +117,11 @@ def _operations_from(request: HttpRequest) -> list[plans.Operation]:
         if version_key == "undeploy":
             ops.append(plans.Operation(app, None))
             continue
-        version = ApplicationVersion.objects.filter(application=app, key=version_key).first() if _is_uuid(version_key) else None
+        version = (
+            ApplicationVersion.objects.filter(application=app, key=version_key).first()
+            if _is_uuid(version_key)
+            else None
+        )
         if version is None:
             raise plans.PlanRefused(f"Choose a version of {app.name}.")
         ops.append(plans.Operation(app, version))
@@ -199,7 +207,10 @@ def plan_save(request: HttpRequest, key) -> HttpResponse:
     plan = _plan_for(request, key, AccessLevel.DEPLOY)
     try:
         plans.update_plan(
-            actor=request.user, plan=plan, operations=_operations_from(request), notes=request.POST.get("notes", "")[:5000]
+            actor=request.user,
+            plan=plan,
+            operations=_operations_from(request),
+            notes=request.POST.get("notes", "")[:5000],
         )
     except plans.PlanRefused as exc:
         messages.error(request, str(exc))

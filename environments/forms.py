@@ -15,9 +15,7 @@ class EnvironmentForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         label="Window days",
     )
-    window_minutes = forms.IntegerField(
-        required=False, min_value=1, max_value=24 * 60, label="Window length (minutes)"
-    )
+    window_minutes = forms.IntegerField(required=False, min_value=1, max_value=24 * 60, label="Window length (minutes)")
     app_db_dsn = forms.CharField(
         required=False,
         label="Application database connection",

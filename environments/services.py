@@ -43,8 +43,6 @@ class InvalidInput(Exception):
         self.field = field
 
 
-
-
 # --- application database connection -------------------------------------------------
 
 

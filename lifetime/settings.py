@@ -64,9 +64,7 @@ if not SECRET_KEY:
 # Key for secrets stored in the database (application database connections):
 # one or more Fernet keys, comma separated, the first used to encrypt (rotation).
 _DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LTAxMjM0NTY3ODlhYmM="
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY", "") or (
-    [_DEV_FIELD_KEY] if SECRET_KEY == _DEV_SECRET else []
-)
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY", "") or ([_DEV_FIELD_KEY] if SECRET_KEY == _DEV_SECRET else [])
 if not FIELD_ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
         "FIELD_ENCRYPTION_KEY is not set: generate one with "

@@ -29,9 +29,9 @@ S = PlanStatus
 
 def pass_point_of_no_return(plan: DeploymentPlan) -> None:
     """From here on the plan cannot be aborted. Compare-and-set against a concurrent Abort."""
-    marked = DeploymentPlan.objects.filter(
-        pk=plan.pk, status=S.RUNNING, point_of_no_return_at__isnull=True
-    ).update(point_of_no_return_at=timezone.now())
+    marked = DeploymentPlan.objects.filter(pk=plan.pk, status=S.RUNNING, point_of_no_return_at__isnull=True).update(
+        point_of_no_return_at=timezone.now()
+    )
     if marked:
         append_log(plan, "info", "Point of no return: executing SQL on the target; Abort is no longer possible.")
         return
@@ -49,7 +49,8 @@ def run_continue(stage: Stage) -> None:
     append_log(
         plan,
         "info",
-        f"Continue started (attempt {stage.attempt})" + (": resuming after the point of no return." if resumed else "."),
+        f"Continue started (attempt {stage.attempt})"
+        + (": resuming after the point of no return." if resumed else "."),
     )
     operations = list(plan.operations.select_related("application", "version"))
     deploys = engine.order_by_dependencies(
@@ -77,9 +78,7 @@ def run_continue(stage: Stage) -> None:
             sql = generated.get(op.application_id)
             if sql is None:
                 continue
-            executed += engine.execute_sql(
-                target, op.version, sql, log, resumed=resumed, offset=executed, total=total
-            )
+            executed += engine.execute_sql(target, op.version, sql, log, resumed=resumed, offset=executed, total=total)
     except StepFailed:
         end_step(step, StepStatus.FAILED)
         raise
@@ -115,7 +114,10 @@ def run_continue(stage: Stage) -> None:
     append_log(
         plan,
         "info",
-        "Running versions in " + target.name + ": " + ", ".join(f"{op.application.name} {op.version.version}" for op in deploys)
+        "Running versions in "
+        + target.name
+        + ": "
+        + ", ".join(f"{op.application.name} {op.version.version}" for op in deploys)
         if deploys
         else "No application deployed.",
     )
@@ -138,7 +140,10 @@ def run_continue(stage: Stage) -> None:
 
     warnings = plan.log_lines.filter(level="warning").exists() or any(g.warnings for g in generated.values())
     if mobile_failed:
-        to, reason = S.FINISHED_WITH_ERRORS, "The mobile package of " + ", ".join(mobile_failed) + " failed; the web release is switched."
+        to, reason = (
+            S.FINISHED_WITH_ERRORS,
+            "The mobile package of " + ", ".join(mobile_failed) + " failed; the web release is switched.",
+        )
     elif warnings:
         to, reason = S.FINISHED_WITH_WARNINGS, "Deployed, with warnings"
     else:

@@ -39,7 +39,8 @@ def run_prepare(stage: Stage) -> None:
     end_step(step)
 
     deploys = [
-        op for op in plan.operations.select_related("application", "version").order_by("application__name")
+        op
+        for op in plan.operations.select_related("application", "version").order_by("application__name")
         if op.kind == OperationKind.DEPLOY and op.version is not None
     ]
     # Producers first, so that a consumer's SQL can refer to what its producer creates.
@@ -117,8 +118,7 @@ def run_prepare(stage: Stage) -> None:
     append_log(
         plan,
         "info",
-        "Deployment prepared: binaries are on every front-end, nothing running changed. "
-        "Continue Deployment applies it."
+        "Deployment prepared: binaries are on every front-end, nothing running changed. Continue Deployment applies it."
         if target.two_stage_deployments
         else "Prepare finished; continuing.",
     )

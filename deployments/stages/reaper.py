@@ -42,7 +42,11 @@ def reap_stale_stages(*, now: dt.datetime | None = None) -> list[int]:
             append_log(plan, "warning", sentence)
             if plan.status == S.ABORTING:
                 transitions.transition(
-                    plan, expected=S.ABORTING, to=S.ABORTED, actor="system", reason=sentence,
+                    plan,
+                    expected=S.ABORTING,
+                    to=S.ABORTED,
+                    actor="system",
+                    reason=sentence,
                     fields={"aborted_at": now},
                 )
             elif plan.status == S.RUNNING and stage.attempt < MAX_ATTEMPTS:
@@ -51,7 +55,9 @@ def reap_stale_stages(*, now: dt.datetime | None = None) -> list[int]:
             elif plan.status == S.RUNNING:
                 reason = f"{stage.get_kind_display()} failed {MAX_ATTEMPTS} times: giving up."
                 append_log(plan, "error", reason)
-                transitions.transition(plan, expected=S.RUNNING, to=S.FINISHED_WITH_ERRORS, actor="system", reason=reason)
+                transitions.transition(
+                    plan, expected=S.RUNNING, to=S.FINISHED_WITH_ERRORS, actor="system", reason=reason
+                )
     # A queued stage whose message was lost: send it again (a duplicate finds it claimed and stops).
     for stage in Stage.objects.filter(status=StageStatus.QUEUED, queued_at__lt=now - QUEUED_TOO_LONG):
         from deployments.tasks import run_stage

@@ -94,9 +94,7 @@ def run(stage_id: int, *, task_id: str = "", worker: str = "") -> str | None:
             if stage.plan.status == S.ABORTING:
                 raise StageAborted()
             if stage.requested_by is not None and not access.can(stage.requested_by, plan.target, AccessLevel.DEPLOY):
-                raise StepFailed(
-                    f"{stage.requested_by.username} no longer has the deploy right on {plan.target.name}."
-                )
+                raise StepFailed(f"{stage.requested_by.username} no longer has the deploy right on {plan.target.name}.")
             if stage.kind == StageKind.PREPARE:
                 from deployments.stages.prepare import run_prepare
 
@@ -135,7 +133,9 @@ def _after_failure(stage: Stage, sentence: str, *, suspended: bool) -> None:
         _move(plan, expected={S.ABORTING}, to=S.ABORTED, reason=sentence, fields={"aborted_at": timezone.now()})
         return
     if suspended:
-        _move(plan, expected={S.RUNNING}, to=S.NEEDS_USER_INTERVENTION, info=transitions.INFO_SUSPENDED, reason=sentence)
+        _move(
+            plan, expected={S.RUNNING}, to=S.NEEDS_USER_INTERVENTION, info=transitions.INFO_SUSPENDED, reason=sentence
+        )
     else:
         _move(plan, expected={S.RUNNING}, to=S.FINISHED_WITH_ERRORS, reason=sentence)
 

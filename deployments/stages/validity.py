@@ -54,7 +54,9 @@ def check_still_valid(plan: DeploymentPlan) -> list[str]:
     was, is_ = snapshot.get("frontends", []), _frontends(plan)
     if was != is_:
         added, removed = sorted(set(is_) - set(was)), sorted(set(was) - set(is_))
-        parts = ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else [])
+        parts = ([f"added {', '.join(added)}"] if added else []) + (
+            [f"removed {', '.join(removed)}"] if removed else []
+        )
         problems.append(f"the front-ends changed since Prepare ({'; '.join(parts)})")
     recorded = snapshot.get("fingerprints", {})
     try:

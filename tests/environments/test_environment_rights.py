@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from environments.models import AccessLevel, Environment
 from environments import services
+from environments.models import AccessLevel, Environment
 from lifetime.models import AuditEvent
 from tests.conftest import make_user
 from tests.environments.test_environment_pages import _form_data
 
 
 @pytest.mark.parametrize("who", ["ops", "release"])
-def test_view_and_deploy_users_cannot_edit_an_environment_by_forged_post(client, landscape, ops_user, release_user, who):
+def test_view_and_deploy_users_cannot_edit_an_environment_by_forged_post(
+    client, landscape, ops_user, release_user, who
+):
     user = {"ops": ops_user, "release": release_user}[who]
     client.force_login(user)
     prod = landscape["Production"]
@@ -26,7 +28,9 @@ def test_view_and_deploy_users_cannot_edit_an_environment_by_forged_post(client,
 
 
 @pytest.mark.parametrize("who", ["ops", "release"])
-def test_view_and_deploy_users_see_no_edit_button_and_get_403_on_the_form(client, landscape, ops_user, release_user, who):
+def test_view_and_deploy_users_see_no_edit_button_and_get_403_on_the_form(
+    client, landscape, ops_user, release_user, who
+):
     user = {"ops": ops_user, "release": release_user}[who]
     client.force_login(user)
     prod = landscape["Production"]
@@ -39,8 +43,16 @@ def test_forged_frontend_posts_are_refused(client, landscape, release_user):
     client.force_login(release_user)
     prod = landscape["Production"]
     fe = prod.frontends.first()
-    assert client.post(reverse("environments:frontend_set_enabled", args=[fe.key]), {"enabled": "false"}).status_code == 403
-    assert client.post(reverse("environments:frontend_create", args=[prod.key]), {"name": "x", "releases_root": "/tmp/x"}).status_code == 403
+    assert (
+        client.post(reverse("environments:frontend_set_enabled", args=[fe.key]), {"enabled": "false"}).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            reverse("environments:frontend_create", args=[prod.key]), {"name": "x", "releases_root": "/tmp/x"}
+        ).status_code
+        == 403
+    )
     fe.refresh_from_db()
     assert fe.enabled
     assert prod.frontends.count() == 2

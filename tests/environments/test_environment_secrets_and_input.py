@@ -17,7 +17,9 @@ def _with_password(dsn: str, password: str) -> str:
     return dsn.replace("postgres@", f"postgres:{password}@", 1)
 
 
-def test_the_connection_string_never_appears_in_any_page_or_the_audit_trail(client, landscape, admin_user, app_databases, caplog):
+def test_the_connection_string_never_appears_in_any_page_or_the_audit_trail(
+    client, landscape, admin_user, app_databases, caplog
+):
     caplog.set_level(logging.DEBUG)
     client.force_login(admin_user)
     prod = landscape["Production"]
