@@ -11,5 +11,6 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit"),
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),
+    path("applications/", include("deployments.catalog_urls")),
     path("admin/", admin.site.urls),
 ]
