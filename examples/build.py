@@ -5,7 +5,7 @@
 Each example lives in ``examples/<app>/``: ``src/`` (shared by its versions), and per version
 ``versions/<version>/lifetime.toml`` plus the ``sql/`` scripts that version introduces (a version's
 bundle carries the scripts of every version up to it, as a real repository would). HR Core also
-gets ``--modules`` generated modules (default 3000: its compile then takes tens of seconds on two
+gets ``--modules`` generated modules (default 9000: its compile then takes tens of seconds on two
 cores). Archives are deterministic: the same sources give the same bytes.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from examples.generate_modules import generate_modules
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODULES = 3000
+DEFAULT_MODULES = 9000
 # One example per archive format, so that the demo exercises both readers.
 FORMATS = {"hr_core": "tar.gz", "leave_portal": "zip", "field_inspector": "tar.gz"}
 

@@ -45,12 +45,16 @@ select
                   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
       'indexes', (select coalesce(json_agg(json_build_array(
-                      i.relname, pg_get_indexdef(x.indexrelid), x.indisunique, x.indisprimary,
+                      i.relname, {index_definition}, x.indisunique, x.indisprimary,
                       (select coalesce(json_agg(a.attname order by k.ord), '[]')
                          from unnest(x.indkey::int2[]) with ordinality k(attnum, ord)
-                         join pg_attribute a on a.attrelid = x.indrelid and a.attnum = k.attnum)
+                         join pg_attribute a on a.attrelid = x.indrelid and a.attnum = k.attnum),
+                      am.amname || ' ' || x.indkey::text || ' ' || x.indclass::text || ' ' || x.indoption::text
+                        || coalesce(' ' || pg_get_expr(x.indexprs, x.indrelid), '')
+                        || coalesce(' where ' || pg_get_expr(x.indpred, x.indrelid), '')
                   ) order by i.relname), '[]')
-                  from pg_index x join pg_class i on i.oid = x.indexrelid where x.indrelid = c.oid),
+                  from pg_index x join pg_class i on i.oid = x.indexrelid join pg_am am on am.oid = i.relam
+                  where x.indrelid = c.oid),
       'constraints', (select coalesce(json_agg(json_build_array(
                           k.conname, k.contype::text, pg_get_constraintdef(k.oid)) order by k.conname), '[]')
                       from pg_constraint k where k.conrelid = c.oid)
@@ -70,6 +74,9 @@ select
   coalesce((select json_agg(e.extname order by e.extname) from pg_extension e where e.extname <> 'plpgsql'), '[]')
     as extensions
 """
+# pg_get_indexdef() is the costliest part of the read (a third of it for 600 indexes): the
+# fingerprint and the diff use the index's structure; only the rehearsal's copy needs the DDL.
+INDEX_DEFINITION = "pg_get_indexdef(x.indexrelid)"
 HISTORY_QUERY = f"select script, sha256 from {HISTORY_SCHEMA}.{HISTORY_TABLE} where application = %s order by script"
 
 
@@ -85,10 +92,11 @@ class LiveColumn:
 @dataclasses.dataclass(frozen=True)
 class LiveIndex:
     name: str
-    definition: str
+    definition: str  # CREATE INDEX ..., only when read with definitions=True
     unique: bool
     primary: bool
     columns: tuple[str, ...]
+    structure: str  # access method, keys, operator classes, options, expressions, predicate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +131,7 @@ class LiveSchema:
             "tables": {
                 t.name: {
                     "columns": {c.name: [c.type, c.not_null, c.default, c.identity] for c in t.columns.values()},
-                    "indexes": {i.name: i.definition for i in t.indexes.values()},
+                    "indexes": {i.name: [i.unique, i.primary, i.structure] for i in t.indexes.values()},
                     "constraints": {name: definition for name, _, definition in t.constraints},
                 }
                 for t in self.tables.values()
@@ -147,9 +155,13 @@ def connect(dsn: str, *, application_name: str = "lifetime-console") -> psycopg2
     return psycopg2.connect(dsn, connect_timeout=10, application_name=application_name)
 
 
-def read_live_schema(cursor: Any, *, schema: str, application: str) -> LiveSchema:
-    """Read ``schema`` and ``application``'s applied scripts through ``cursor`` (any transaction)."""
-    cursor.execute(SCHEMA_QUERY, {"schema": schema, "history": f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"})
+def read_live_schema(cursor: Any, *, schema: str, application: str, definitions: bool = False) -> LiveSchema:
+    """Read ``schema`` and ``application``'s applied scripts through ``cursor`` (any transaction).
+
+    ``definitions`` adds each index's CREATE INDEX statement, which only ``recreate_statements`` needs.
+    """
+    query = SCHEMA_QUERY.replace("{index_definition}", INDEX_DEFINITION if definitions else "''")
+    cursor.execute(query, {"schema": schema, "history": f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"})
     schema_exists, history_exists, tables_raw, others_raw, functions_raw, extensions = cursor.fetchone()
     applied: dict[str, str] = {}
     if history_exists:
@@ -167,7 +179,9 @@ def read_live_schema(cursor: Any, *, schema: str, application: str) -> LiveSchem
                 for c in raw["columns"]
             },
             indexes={
-                i[0]: LiveIndex(name=i[0], definition=i[1], unique=i[2], primary=i[3], columns=tuple(i[4]))
+                i[0]: LiveIndex(
+                    name=i[0], definition=i[1], unique=i[2], primary=i[3], columns=tuple(i[4]), structure=i[5]
+                )
                 for i in raw["indexes"]
             },
             constraints=tuple(tuple(k) for k in raw["constraints"]),
@@ -185,12 +199,12 @@ def read_live_schema(cursor: Any, *, schema: str, application: str) -> LiveSchem
     )
 
 
-def read_schema_from_dsn(dsn: str, *, schema: str, application: str) -> LiveSchema:
+def read_schema_from_dsn(dsn: str, *, schema: str, application: str, definitions: bool = False) -> LiveSchema:
     conn = connect(dsn)
     try:
         conn.set_session(readonly=True)
         with conn.cursor() as cursor:
-            return read_live_schema(cursor, schema=schema, application=application)
+            return read_live_schema(cursor, schema=schema, application=application, definitions=definitions)
     finally:
         conn.close()
 
@@ -238,6 +252,8 @@ def recreate_statements(live: LiveSchema) -> list[str]:
     client binaries of the server's exact version needed). Triggers, grants and comments are not
     copied: they do not change whether a script's statements are valid.
     """
+    if any(not i.definition for t in live.tables.values() for i in t.indexes.values()):
+        raise ValueError("recreate_statements needs a schema read with definitions=True")
     q = _quote
     statements = [f"CREATE EXTENSION IF NOT EXISTS {q(name)}" for name in live.extensions]
     statements.append(HISTORY_DDL)

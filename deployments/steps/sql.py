@@ -262,7 +262,8 @@ class _Diff:
                 self.add(index_sql(self.schema, table.name, index), "create_index", (BLOCKS_WRITES,))
             elif live_index.columns != index.columns or live_index.unique != index.unique:
                 self.warnings.append(
-                    f"Index {self.schema}.{index.name} exists with another definition ({live_index.definition}): not changed."
+                    f"Index {self.schema}.{index.name} exists on ({', '.join(live_index.columns)})"
+                    f"{' unique' if live_index.unique else ''}, not as in the data model: not changed."
                 )
 
     def add_column(self, table: Table, column: Column) -> None:

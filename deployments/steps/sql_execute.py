@@ -99,7 +99,9 @@ def rehearse_sql(*, environment: Any, generated: GeneratedScript, log: StepLog) 
     try:
         conn.set_session(readonly=True)
         with conn.cursor() as cursor:
-            live = read_live_schema(cursor, schema=generated.schema, application=generated.application)
+            live = read_live_schema(
+                cursor, schema=generated.schema, application=generated.application, definitions=True
+            )
             server = conn.server_version
     finally:
         conn.close()

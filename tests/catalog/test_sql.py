@@ -162,7 +162,7 @@ def test_the_rehearsal_copy_has_the_fingerprint_of_the_target(landscape, registe
     env = landscape["Test"]
     deploy_sql(env, register("hr_core", "1.0.0"))
     deploy_sql(env, register("hr_core", "1.1.0"))
-    live = read_schema_from_dsn(env.app_db_dsn(), schema="hr_core", application="hr_core")
+    live = read_schema_from_dsn(env.app_db_dsn(), schema="hr_core", application="hr_core", definitions=True)
     copy_dsn = app_databases.create("ltcopy")
     conn = psycopg2.connect(copy_dsn)
     with conn, conn.cursor() as cursor:
