@@ -328,6 +328,8 @@ class GeneratedSql(models.Model):
     statements = models.JSONField(default=list, help_text="[{sql, kind, source, flags}] in execution order")
     warnings = models.JSONField(default=list)
     schema_fingerprint = models.CharField(max_length=64)
+    # The canonical description the fingerprint was computed from: shows what drifted at Continue.
+    schema_snapshot = models.JSONField(default=dict, blank=True)
     rehearsal_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

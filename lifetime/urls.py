@@ -15,6 +15,7 @@ urlpatterns = [
     path("environments/", include("environments.urls")),
     path("environments/<uuid:key>/mobile/", include("deployments.mobile_urls")),
     path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
+    path("applications/", include("deployments.catalog_urls")),
     path("", include("deployments.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,1 @@
+"""The field_inspector example application."""

@@ -1,0 +1,1 @@
+"""The hr_core example application."""

@@ -1,0 +1,1 @@
+"""The leave_portal example application."""
