@@ -300,6 +300,12 @@ def plan_live(request: HttpRequest, key) -> HttpResponse:
         after = int(request.GET.get("after", "0"))
     except ValueError:
         after = 0
+    seen = request.GET.get("seen")
+    if seen is not None and seen != f"{plan.status}:{plan.info}":
+        # The plan moved (prepared, finished, suspended): the page's buttons change, so reload it.
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
     lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:500])
     label, css = selectors.status_tag(plan)
     response = render(
