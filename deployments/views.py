@@ -324,3 +324,17 @@ def plan_live(request: HttpRequest, key) -> HttpResponse:
     if plan.status in transitions.FINAL or plans.is_prepared(plan):
         response.status_code = 286  # htmx: stop polling
     return response
+
+
+@login_required
+def environment_running(request: HttpRequest, key) -> HttpResponse:
+    """What runs in an environment, and the plan holding it: a fragment of the environment page."""
+    environment = get_object_or_404(Environment, key=key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    running = RunningVersion.objects.filter(environment=environment).select_related("application", "version", "plan")
+    holder = transitions.holder_of(environment.pk)
+    return render(
+        request,
+        "deployments/_environment_running.html",
+        {"environment": environment, "running": running.order_by("application__name"), "holder": holder},
+    )
