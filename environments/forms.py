@@ -6,6 +6,7 @@ from django import forms
 from django.db import models
 
 from environments.models import WEEKDAYS, Environment, FrontEnd
+from environments.services import ENVIRONMENT_FIELDS
 
 
 class EnvironmentForm(forms.ModelForm):
@@ -27,21 +28,7 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = [
-            "name",
-            "order",
-            "kind",
-            "hostname",
-            "use_https",
-            "two_stage_deployments",
-            "window_days",
-            "window_start",
-            "window_minutes",
-            "window_timezone",
-            "prepared_plan_ttl_hours",
-            "sql_lock_timeout_ms",
-            "sql_statement_timeout_ms",
-        ]
+        fields = list(ENVIRONMENT_FIELDS)
         widgets = {"window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
         labels = {
             "prepared_plan_ttl_hours": "A prepared plan may wait (hours)",
