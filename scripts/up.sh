@@ -15,7 +15,7 @@ $PY manage.py load_demo
 mkdir -p .run
 {
   echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --access-logfile - --capture-output"
-  echo "stages: .venv/bin/celery -A lifetime worker -Q stages -c 2 -n stages@%h --loglevel INFO"
+  echo "stages: .venv/bin/celery -A lifetime worker -Q stages,notifications -c 2 -n stages@%h --loglevel INFO"
   echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
   if $PY manage.py help frontend_processes >/dev/null 2>&1; then
     $PY manage.py frontend_processes
