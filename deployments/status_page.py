@@ -25,6 +25,7 @@ from deployments.models import (
     Stage,
     Step,
 )
+from deployments.steps.statements import FLAG_LABELS
 
 S = PlanStatus
 
@@ -123,7 +124,13 @@ def _live_context(
     views = progress.stage_views(plan, _stages(plan), shape, now=now)
     label, css = selectors.status_tag(plan)
     current = progress.current_step(views)
-    started = plan.started_at
+    # At 02:00 what matters is how long the stage that runs has been running, not the days
+    # since Prepare; once nothing runs, the time the stages took.
+    running = next((view for view in views if view.running), None)
+    if running is not None:
+        clock_since, elapsed = running.stage.started_at, running.elapsed
+    else:
+        clock_since, elapsed = None, sum(view.elapsed or 0.0 for view in views) if views[0].stage else None
     return {
         "plan": plan,
         "status_label": label,
@@ -131,7 +138,8 @@ def _live_context(
         "can_deploy": can_deploy,
         "stage_views": views,
         "current": current,
-        "elapsed": progress.seconds_label(progress._elapsed(started, plan.finished_at, now)) if started else "",
+        "elapsed": progress.seconds_label(elapsed) if elapsed is not None else "",
+        "clock_since": clock_since,
         "is_prepared": plans.is_prepared(plan),
         "is_suspended": plans.is_suspended(plan),
         "is_final": plan.status in transitions.FINAL,
@@ -151,7 +159,12 @@ def _settled_context(plan: DeploymentPlan, generated: list[GeneratedSql], fronte
         {
             "row": g,
             "statements": [
-                {**statement, "formatted": format_sql(statement.get("sql", ""))} for statement in g.statements
+                {
+                    **statement,
+                    "formatted": format_sql(statement.get("sql", "")),
+                    "flag_labels": [(flag, FLAG_LABELS.get(flag, flag)) for flag in statement.get("flags") or []],
+                }
+                for statement in g.statements
             ],
             "flagged": sum(1 for statement in g.statements if statement.get("flags")),
         }
