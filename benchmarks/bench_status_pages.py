@@ -12,8 +12,8 @@ errors and the share of 304 answers, as a Markdown table for benchmarks/README.m
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import csv
+import datetime as dt
 import json
 import os
 import subprocess
@@ -179,6 +179,10 @@ def main() -> None:
             "2",
             "--threads",
             "4",
+            # Longer than the 2 s between two polls: otherwise gunicorn closes the idle connection
+            # just as the viewer sends its next poll on it (connection reset by peer).
+            "--keep-alive",
+            "10",
             "--log-level",
             "warning",
         ],

@@ -175,18 +175,26 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
 
 
 def board_signature(env_ids: list[int], *, now: dt.datetime) -> str:
-    """Whether anything on the board changed, in one query: holders and their logs, the newest
+    """Whether anything on the board changed, in one query: holders and their running steps, the newest
     transition and step anywhere, running versions, front-ends, environments; plus a clock that
     moves every BOARD_CLOCK_SECONDS so that relative times do not go stale."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             select
-              (select coalesce(string_agg(id || ':' || status || ':' || info || ':' || log_seq, ',' order by id), '')
+              (select coalesce(string_agg(id || ':' || status || ':' || info || ':'
+                                          || coalesce(point_of_no_return_at::text, ''), ',' order by id), '')
                  from deployments_deploymentplan
                 where target_id = any(%(envs)s) and status in ('running', 'needs_user_intervention', 'aborting')),
+              -- the progress of the steps running now (the board shows the current step, not the log)
+              (select coalesce(sum(st.done), 0) || ':' || count(*)
+                 from deployments_step st
+                 join deployments_stage s on s.id = st.stage_id
+                 join deployments_deploymentplan p on p.id = s.plan_id
+                where p.target_id = any(%(envs)s) and p.status in ('running', 'aborting') and st.status = 'running'),
               (select coalesce(max(id), 0) from deployments_transition),
               (select coalesce(max(id), 0) from deployments_step),
+              (select coalesce(max(id), 0) from deployments_stage),
               (select coalesce(max(since)::text, '') || ':' || count(*) from deployments_runningversion
                 where environment_id = any(%(envs)s)),
               (select coalesce(string_agg(id || ':' || enabled || ':' || coalesce(last_seen_at::text, ''), ','

@@ -395,9 +395,9 @@ def _tick_label(seconds: float) -> str:
 # --- has anything changed? ----------------------------------------------------------------------
 
 
-def plan_signature(plan: DeploymentPlan) -> str:
-    """A short digest of everything the live part of the page shows: the plan's status, its log
-    counter, and every stage and step (status, progress, end). One aggregate query."""
+def stages_signature(plan: DeploymentPlan) -> str:
+    """A short digest of what the stages part of the page shows: the plan's status and marks, and
+    every stage and step (status, progress, end); not the log, which has its own cursor. One query."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -415,13 +415,12 @@ def plan_signature(plan: DeploymentPlan) -> str:
     parts = [
         plan.status,
         plan.info,
-        str(plan.log_seq),
         str(plan.point_of_no_return_at),
         str(plan.prepared_at),
         str(plan.finished_at),
         *map(str, steps),
     ]
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
 # --- Continue against the window ----------------------------------------------------------------

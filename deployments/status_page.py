@@ -52,8 +52,8 @@ def live_state(plan: DeploymentPlan) -> str:
     return f"{plan.status}.{plan.info}.{int(plan.point_of_no_return_at is not None)}"
 
 
-def make_etag(signature: str, *, after: int, state: str, can_deploy: bool) -> str:
-    raw = f"{signature}|{after}|{state}|{int(can_deploy)}"
+def make_etag(stages: str, *, log_seq: int, after: int, state: str, can_deploy: bool) -> str:
+    raw = f"{stages}|{log_seq}|{after}|{state}|{int(can_deploy)}"
     return '"' + hashlib.sha1(raw.encode()).hexdigest()[:24] + '"'
 
 
@@ -199,7 +199,8 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
         after=last_seq,
         state=state,
         poll=poll_interval(plan),
-        etag=make_etag(progress.plan_signature(plan), after=last_seq, state=state, can_deploy=can_deploy),
+        stages_seen=(stages := progress.stages_signature(plan)),
+        etag=make_etag(stages, log_seq=plan.log_seq, after=last_seq, state=state, can_deploy=can_deploy),
         validation=None,
         holder=None,
         candidates=None,
@@ -214,8 +215,8 @@ def plan_live_response(request: HttpRequest, plan: DeploymentPlan, *, can_deploy
     except ValueError:
         after = 0
     state = live_state(plan)
-    signature = progress.plan_signature(plan)
-    etag = make_etag(signature, after=after, state=state, can_deploy=can_deploy)
+    stages = progress.stages_signature(plan)
+    etag = make_etag(stages, log_seq=plan.log_seq, after=after, state=state, can_deploy=can_deploy)
     final = plan.status in transitions.FINAL
     # A final plan always gets its last fragment with 286, never a 304 that would keep htmx polling.
     if not final and request.GET.get("state") == state and _etag_matches(request, etag):
@@ -225,21 +226,30 @@ def plan_live_response(request: HttpRequest, plan: DeploymentPlan, *, can_deploy
         return response
     lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:LIVE_BATCH])
     new_after = lines[-1].seq if lines else after
-    operations = list(plan.operations.select_related("application", "version").order_by("application__name"))
-    generated = _generated(plan)
-    context = _live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated)
+    context: dict[str, Any] = {"plan": plan, "can_deploy": can_deploy}
+    # Most polls of a running plan only bring log lines: the stages are re-sent only when they changed.
+    stages_changed = request.GET.get("view") != stages or final
+    if stages_changed:
+        operations = list(plan.operations.select_related("application", "version").order_by("application__name"))
+        generated = _generated(plan)
+        context.update(_live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated))
+        context["operations"] = operations
     settled = request.GET.get("state") != state
     if settled:
+        if not stages_changed:
+            generated = _generated(plan)
+            context.update(_live_context(plan, can_deploy=can_deploy, operations=[], generated=generated))
         context.update(_settled_context(plan, generated, context["frontend_count"]))
     context.update(
-        operations=operations,
         lines=lines,
         after=new_after,
         state=state,
         settled=settled,
+        stages_changed=stages_changed,
+        stages_seen=stages,
         poll=poll_interval(plan),
         # What the next poll will compute if nothing changes meanwhile: it then gets a 304.
-        etag=make_etag(signature, after=new_after, state=state, can_deploy=can_deploy),
+        etag=make_etag(stages, log_seq=plan.log_seq, after=new_after, state=state, can_deploy=can_deploy),
     )
     response = render(request, "deployments/_plan_live.html", context)
     response["ETag"] = etag
