@@ -70,7 +70,11 @@ class PlanDriver:
 
     @property
     def versions(self) -> list[ApplicationVersion]:
-        return [op.version for op in self.plan.operations.select_related("application", "version") if op.version]
+        return [
+            op.version
+            for op in self.plan.operations.select_related("application", "version").order_by("application__name")
+            if op.version
+        ]
 
     def log(self, message: str, level: str = "info") -> None:
         append_log(self.plan, level, message)
