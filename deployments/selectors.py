@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import uuid
 from typing import Any
+from urllib.parse import urlencode
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
 
 from deployments import transitions
-from deployments.models import Application, DeploymentPlan, PlanStatus, RunningVersion
+from deployments.models import Application, DeploymentPlan, PlanOperation, PlanStatus, RunningVersion
 from environments.models import Environment
 
 
@@ -48,8 +55,92 @@ def plans_for(user_env_ids: list[int]) -> QuerySet[DeploymentPlan]:
     return (
         DeploymentPlan.objects.filter(target_id__in=user_env_ids)
         .select_related("source", "target", "created_by", "started_by")
+        .prefetch_related(
+            Prefetch("operations", queryset=PlanOperation.objects.select_related("application", "version"))
+        )
         .order_by("-created_at", "-id")
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanFilters:
+    """The plans list's filters, read from the query string; unknown or malformed values are ignored."""
+
+    target: str = ""
+    status: str = ""
+    application: str = ""
+    who: str = ""
+    since: dt.date | None = None
+    until: dt.date | None = None
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> PlanFilters:
+        return cls(
+            target=_uuid_or_blank(query.get("target", "")),
+            status=query.get("status", "") if query.get("status", "") in {"prepared", *PlanStatus.values} else "",
+            application=_uuid_or_blank(query.get("application", "")),
+            who=query.get("who", "").strip()[:150],
+            since=_date_or_none(query.get("since", "")),
+            until=_date_or_none(query.get("until", "")),
+            q=query.get("q", "").strip()[:200],
+        )
+
+    def query_string(self) -> str:
+        """The filters as a query string, to carry them over from page to page."""
+        values = {k: v for k, v in dataclasses.asdict(self).items() if v}
+        return urlencode({k: v.isoformat() if isinstance(v, dt.date) else v for k, v in values.items()})
+
+    @property
+    def active(self) -> bool:
+        return any(dataclasses.asdict(self).values())
+
+
+def _uuid_or_blank(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return ""
+
+
+def _date_or_none(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def filter_plans(qs: QuerySet[DeploymentPlan], filters: PlanFilters) -> QuerySet[DeploymentPlan]:
+    if filters.target:
+        qs = qs.filter(target__key=filters.target)
+    if filters.status == "prepared":
+        qs = qs.filter(status=PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    elif filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.application:
+        # EXISTS rather than a join: one row per plan, and the planner stops at the first operation.
+        qs = qs.filter(Exists(PlanOperation.objects.filter(plan=OuterRef("pk"), application__key=filters.application)))
+    if filters.who:
+        user_ids = list(get_user_model().objects.filter(username__iexact=filters.who).values_list("pk", flat=True))
+        qs = qs.filter(
+            Q(created_by__in=user_ids)
+            | Q(started_by__in=user_ids)
+            | Q(continued_by__in=user_ids)
+            | Q(aborted_by__in=user_ids)
+        )
+    # Whole days in the console's time zone, as ranges on created_at so that its index serves them.
+    if filters.since:
+        qs = qs.filter(created_at__gte=timezone.make_aware(dt.datetime.combine(filters.since, dt.time.min)))
+    if filters.until:
+        qs = qs.filter(
+            created_at__lt=timezone.make_aware(dt.datetime.combine(filters.until + dt.timedelta(days=1), dt.time.min))
+        )
+    if filters.q:
+        try:
+            qs = qs.filter(key=uuid.UUID(filters.q))
+        except ValueError:
+            qs = qs.filter(Q(notes__icontains=filters.q) | Q(key__startswith=filters.q.lower()))
+    return qs
 
 
 def status_tag(plan: DeploymentPlan) -> tuple[str, str]:

@@ -24,3 +24,25 @@ def expire_prepared_plans() -> list[str]:
     from deployments.plans import expire_prepared_plans as expire
 
     return [str(plan.key) for plan in expire()]
+
+
+@shared_task(name="deployments.tasks.deliver_notification", bind=True, acks_late=True, max_retries=None)
+def deliver_notification(self, delivery_id: int) -> str:
+    """Send one notification; on failure try again later with a doubling delay, up to MAX_ATTEMPTS in all."""
+    from deployments import notifications
+
+    last_attempt = self.request.retries + 1 >= notifications.MAX_ATTEMPTS
+    try:
+        notifications.deliver(delivery_id, last_attempt=last_attempt)
+    except notifications.DeliveryFailed as exc:
+        if last_attempt:
+            return "failed"
+        raise self.retry(countdown=notifications.retry_delay(self.request.retries), exc=exc) from None
+    return "delivered"
+
+
+@shared_task(name="deployments.tasks.warn_expiring_plans")
+def warn_expiring_plans() -> int:
+    from deployments.notifications import warn_expiring_plans as warn
+
+    return warn()

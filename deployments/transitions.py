@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from deployments import notifications
 from deployments.models import DeploymentPlan, PlanStatus, Transition
 
 S = PlanStatus
@@ -122,5 +123,9 @@ def transition(
             actor_name=str(actor_name),
             reason=reason,
         )
+        # Tell whoever listens once the move is committed; robust: a notification problem never
+        # reaches the caller (plan_moved also swallows its own errors).
+        plan_id = plan.pk
+        transaction.on_commit(lambda: notifications.plan_moved(plan_id, to, info), robust=True)
     plan.refresh_from_db()
     return plan

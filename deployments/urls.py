@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments import views
+from deployments import status_views, views
 
 app_name = "deployments"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("plans/new/", views.plan_create, name="plan_create"),
     path("plans/<uuid:key>/", views.plan_detail, name="plan"),
     path("plans/<uuid:key>/live/", views.plan_live, name="plan_live"),
+    path("plans/<uuid:key>/log.txt", status_views.plan_log, name="plan_log"),
+    path("plans/<uuid:key>/log/", status_views.plan_log_window, name="plan_log_window"),
+    path("plans/<uuid:key>/sql/<uuid:app_key>.sql", status_views.plan_sql, name="plan_sql"),
+    path("board/", status_views.environment_board, name="board"),
+    path("board/live/", status_views.environment_board_live, name="board_live"),
     path("plans/<uuid:key>/save/", views.plan_save, name="plan_save"),
     path("plans/<uuid:key>/start/", views.plan_start, name="plan_start"),
     path("plans/<uuid:key>/continue/", views.plan_continue, name="plan_continue"),

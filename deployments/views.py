@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from deployments import plans, selectors, transitions
+from deployments import plans, selectors, status_page, transitions
 from deployments.models import (
     Application,
     ApplicationVersion,
@@ -26,7 +26,12 @@ S = PlanStatus
 
 
 def _plan_for(request: HttpRequest, key, level: int = AccessLevel.VIEW) -> DeploymentPlan:
-    plan = get_object_or_404(DeploymentPlan.objects.select_related("source", "target"), key=key)
+    plan = get_object_or_404(
+        DeploymentPlan.objects.select_related(
+            "source", "target", "created_by", "started_by", "continued_by", "aborted_by"
+        ),
+        key=key,
+    )
     if not access.can(request.user, plan.target, AccessLevel.VIEW):
         raise PermissionDenied("You have no access to this plan's target environment.")
     access.require(request.user, plan.target, level)
@@ -55,19 +60,15 @@ def applications_overview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def plan_list(request: HttpRequest) -> HttpResponse:
+    """Deployment plans, newest first: filters, search, pages; the same few queries for 10 or 10,000 plans."""
     env_ids = [pk for pk, level in access.levels_for(request.user).items() if level >= AccessLevel.VIEW]
-    qs = selectors.plans_for(env_ids)
-    status = request.GET.get("status", "")
-    target = request.GET.get("target", "")
-    if status == "prepared":
-        qs = qs.filter(status=S.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
-    elif status in S.values:
-        qs = qs.filter(status=status)
-    if target:
-        qs = qs.filter(target__key=target) if _is_uuid(target) else qs.none()
-    page = Paginator(qs, 25).get_page(request.GET.get("page"))
     environments = list(access.visible_environments(request.user))
-    rows = [(plan, *selectors.status_tag(plan)) for plan in page.object_list]
+    filters = selectors.PlanFilters.from_query(request.GET)
+    qs = selectors.filter_plans(selectors.plans_for(env_ids), filters)
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    holders = selectors.holders(environments)
+    held_by = {plan.pk: env for env in environments if (plan := holders.get(env.pk))}
+    rows = [(plan, *selectors.status_tag(plan), held_by.get(plan.pk)) for plan in page.object_list]
     return render(
         request,
         "deployments/plan_list.html",
@@ -75,9 +76,10 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "rows": rows,
             "environments": environments,
-            "holders": selectors.holders(environments),
-            "status": status,
-            "target": target,
+            "holders": holders,
+            "filters": filters,
+            "query_string": filters.query_string(),
+            "applications": Application.objects.order_by("name").only("key", "name"),
             "statuses": [("prepared", "Prepared"), *S.choices],
         },
     )
@@ -159,28 +161,15 @@ def plan_create(request: HttpRequest) -> HttpResponse:
 def plan_detail(request: HttpRequest, key) -> HttpResponse:
     plan = _plan_for(request, key)
     can_deploy = access.can(request.user, plan.target, AccessLevel.DEPLOY)
-    validation = plans.validate_plan(plan) if plan.status == S.SAVED else None
-    label, css = selectors.status_tag(plan)
-    holder = transitions.holder_of(plan.target_id, excluding=plan.pk) if plan.status == S.SAVED else None
-    log_lines = list(plan.log_lines.order_by("-seq")[:200])[::-1]
-    context = {
-        "plan": plan,
-        "status_label": label,
-        "status_class": css,
-        "can_deploy": can_deploy,
-        "validation": validation,
-        "holder": holder,
-        "operations": plan.operations.select_related("application", "version").order_by("application__name"),
-        "stages": plan.stages.prefetch_related("steps"),
-        "log_lines": log_lines,
-        "last_seq": log_lines[-1].seq if log_lines else 0,
-        "transitions": plan.transitions.select_related("actor"),
-        "is_prepared": plans.is_prepared(plan),
-        "is_suspended": plans.is_suspended(plan),
-        "is_final": plan.status in transitions.FINAL,
-        "candidates": _candidates(plan.source, plan.target) if plan.status == S.SAVED and can_deploy else None,
-        "selected": {op.application_id: op for op in plan.operations.all()},
-    }
+    context = status_page.plan_page_context(request, plan, can_deploy=can_deploy)
+    if plan.status == S.SAVED:
+        validation = plans.validate_plan(plan)
+        context.update(
+            validation=validation,
+            holder=transitions.holder_of(plan.target_id, excluding=plan.pk),
+            candidates=_candidates(plan.source, plan.target) if can_deploy else None,
+            selected={op.application_id: op for op in context["operations"]},
+        )
     return render(request, "deployments/plan_detail.html", context)
 
 
@@ -294,36 +283,12 @@ def plan_add_suggestion(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 def plan_live(request: HttpRequest, key) -> HttpResponse:
-    """The live part of the plan page: status, stages and new log lines after ``after``."""
+    """The live part of the plan page, polled by htmx: new log lines after ``after``, the stages,
+    the status badge; ``304`` when nothing changed since the ETag the page holds, ``286`` (htmx:
+    stop polling, still applied) once the plan is final."""
     plan = _plan_for(request, key)
-    try:
-        after = int(request.GET.get("after", "0"))
-    except ValueError:
-        after = 0
-    seen = request.GET.get("seen")
-    if seen is not None and seen != f"{plan.status}:{plan.info}":
-        # The plan moved (prepared, finished, suspended): the page's buttons change, so reload it.
-        response = HttpResponse(status=200)
-        response["HX-Refresh"] = "true"
-        return response
-    lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:500])
-    label, css = selectors.status_tag(plan)
-    response = render(
-        request,
-        "deployments/_plan_live.html",
-        {
-            "plan": plan,
-            "lines": lines,
-            "after": lines[-1].seq if lines else after,
-            "status_label": label,
-            "status_class": css,
-            "stages": plan.stages.prefetch_related("steps"),
-            "is_final": plan.status in transitions.FINAL,
-        },
-    )
-    if plan.status in transitions.FINAL or plans.is_prepared(plan):
-        response.status_code = 286  # htmx: stop polling
-    return response
+    can_deploy = access.can(request.user, plan.target, AccessLevel.DEPLOY)
+    return status_page.plan_live_response(request, plan, can_deploy=can_deploy)
 
 
 @login_required

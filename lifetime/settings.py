@@ -192,7 +192,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "stages"
 CELERY_TASK_CREATE_MISSING_QUEUES = True
-CELERY_TASK_ROUTES = {"deployments.tasks.*": {"queue": "stages"}, "lifetime.tasks.*": {"queue": "stages"}}
+CELERY_TASK_ROUTES = {
+    # Notifications have their own queue so that a slow webhook never delays a stage; the stage
+    # worker consumes both (-Q stages,notifications).
+    "deployments.tasks.deliver_notification": {"queue": "notifications"},
+    "deployments.tasks.*": {"queue": "stages"},
+    "lifetime.tasks.*": {"queue": "stages"},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -229,5 +235,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("STAGE_REAP_SECONDS", 10)),
     },
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
+    "warn-expiring-plans": {"task": "deployments.tasks.warn_expiring_plans", "schedule": 300.0},
+    # The environment board shows each front-end agent's last answer.
     "refresh-frontend-reports": {"task": "environments.tasks.refresh_frontend_reports", "schedule": 30.0},
 }
+# Notifications: tries per delivery, first delay between tries (doubled each time), expiry warning.
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)
+NOTIFICATION_RETRY_DELAY_SECONDS = env_int("NOTIFICATION_RETRY_DELAY_SECONDS", 10)
+PREPARED_PLAN_EXPIRY_WARNING_HOURS = env_int("PREPARED_PLAN_EXPIRY_WARNING_HOURS", 12)

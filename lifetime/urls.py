@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),
     path("environments/<uuid:key>/mobile/", include("deployments.mobile_urls")),
+    path("environments/<uuid:key>/notifications/", include("deployments.notification_urls")),
     path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
     path("applications/", include("deployments.catalog_urls")),
     path("", include("deployments.urls")),

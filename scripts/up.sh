@@ -14,8 +14,8 @@ PY=.venv/bin/python
 $PY manage.py load_demo
 mkdir -p .run
 {
-  echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --access-logfile - --capture-output"
-  echo "stages: .venv/bin/celery -A lifetime worker -Q stages -c 2 -n stages@%h --loglevel INFO"
+  echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --keep-alive 10 --access-logfile - --capture-output"
+  echo "stages: .venv/bin/celery -A lifetime worker -Q stages,notifications -c 2 -n stages@%h --loglevel INFO"
   echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
   # An agent and a front-end server per demo front-end; the applications read their tables with
   # the environment's connection, handed over in files only this user can read.

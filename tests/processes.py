@@ -215,7 +215,8 @@ def console_env(settings, *, console_url: str, extra: dict[str, str] | None = No
 
 
 class StageWorker(Process):
-    """``celery -A lifetime worker -Q stages``: runs Prepare and Continue."""
+    """``celery -A lifetime worker -Q stages,notifications``: runs Prepare and Continue, and sends
+    notifications."""
 
     def __init__(self, env: dict[str, str], *, name: str = "stages") -> None:
         args = [
@@ -224,7 +225,7 @@ class StageWorker(Process):
             "lifetime",
             "worker",
             "-Q",
-            "stages",
+            "stages,notifications",
             "-c",
             "1",
             "-n",

@@ -1,0 +1,263 @@
+"""Status pages under many viewers: 10,000 plans in the history, a running plan with 2,000 log
+lines still growing, 200 viewers polling every 2 s (locust, headless, bounded in time) against
+gunicorn (2 workers x 4 threads) on loopback.
+
+    LIFETIME_DEV=true REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python benchmarks/bench_status_pages.py [--users 200 --seconds 60]
+
+Uses its own database (``lifetime_status_bench`` unless BENCH_DATABASE_URL says otherwise),
+seeded once through the project's services and kept for the next run. Prints p50/p95 per page,
+errors and the share of 304 answers, as a Markdown table for benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LIFETIME_DEV", "true")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lifetime_status_bench"
+)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifetime.settings")
+os.environ.setdefault("ARTIFACT_ROOT", str(Path(tempfile.gettempdir()) / "lifetime-bench-artifacts"))
+subprocess.run([sys.executable, str(ROOT / "scripts" / "ensure_database.py")], check=True)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from deployments import catalog  # noqa: E402
+from deployments.models import DeploymentPlan, PlanStatus, StageKind  # noqa: E402
+from deployments.stages.log import PlanStepLog, append_log  # noqa: E402
+from environments import services as env_services  # noqa: E402
+from environments.models import AccessLevel, Environment  # noqa: E402
+from tests.catalog.conftest import example_bundle  # noqa: E402
+from tests.processes import BIN, free_port  # noqa: E402
+from tests.status.drive import PlanDriver, fill_log, new_plan  # noqa: E402
+
+HISTORY = 10_000
+LOG_LINES = 2_000
+
+
+def seed() -> DeploymentPlan:
+    """Environments, two applications, 10,000 finished plans and one running plan: through the services."""
+    admin = User.objects.filter(username="bench-admin").first()
+    if admin is None:
+        admin = User.objects.create_superuser("bench-admin", "admin@example.com", "bench-password-1")
+    envs = {}
+    for order, name in enumerate(["Development", "Test", "Production"], start=1):
+        envs[name] = Environment.objects.filter(name=name).first() or env_services.save_environment(
+            actor=admin,
+            data={
+                "name": name,
+                "order": order,
+                "kind": name,
+                "two_stage_deployments": name == "Production",
+                "window_days": list(range(7)) if name == "Production" else [],
+                "window_start": dt.time(2, 0) if name == "Production" else None,
+                "window_minutes": 120 if name == "Production" else None,
+                "window_timezone": "UTC",
+                "prepared_plan_ttl_hours": 96,
+            },
+        )
+        if not envs[name].frontends.exists():
+            for n in (1, 2):
+                env_services.save_frontend(
+                    actor=admin,
+                    environment=envs[name],
+                    data={"name": f"fe{n}", "releases_root": f"/tmp/bench/{name}/fe{n}", "enabled": True},
+                )
+    ops = User.objects.filter(username="bench-ops").first() or User.objects.create_user("bench-ops", password="x")
+    release = User.objects.filter(username="bench-release").first() or User.objects.create_user(
+        "bench-release", password="x"
+    )
+    for env in envs.values():
+        env_services.set_access(actor="bench", user=ops, environment=env, level=AccessLevel.VIEW)
+        env_services.set_access(actor="bench", user=release, environment=env, level=AccessLevel.DEPLOY)
+    from deployments.models import ApplicationVersion
+
+    versions = list(ApplicationVersion.objects.filter(version="1.0.0").order_by("application__name"))
+    if not versions:
+        versions = [
+            catalog.register_bundle(data=example_bundle(app, "1.0.0"), actor=admin)
+            for app in ("hr_core", "leave_portal")
+        ]
+    done = DeploymentPlan.objects.exclude(status=PlanStatus.RUNNING).count()
+    started = time.monotonic()
+    for number in range(done, HISTORY):
+        target = envs["Test"] if number % 3 else envs["Production"]
+        source = envs["Development"] if target.name == "Test" else envs["Test"]
+        d = PlanDriver(
+            new_plan(
+                actor=release,
+                source=source,
+                target=target,
+                versions=versions[: 1 + number % 2],
+                notes=f"release {number}",
+            ),
+            actor=release,
+        )
+        d.start()
+        d.finish(
+            PlanStatus.FINISHED_SUCCESSFUL if number % 10 else PlanStatus.FINISHED_WITH_WARNINGS, reason="Deployed"
+        )
+        if number % 1000 == 999:
+            print(f"  {number + 1} plans ({time.monotonic() - started:.0f} s)", flush=True)
+    running = DeploymentPlan.objects.filter(status=PlanStatus.RUNNING).first()
+    if running is None:
+        d = PlanDriver(
+            new_plan(actor=release, source=envs["Test"], target=envs["Production"], versions=versions, notes="the one"),
+            actor=release,
+        )
+        d.prepare()
+        stage = d.continue_()
+        d.execute_sql(stage, upto=2)
+        fill_log(d.plan, LOG_LINES)
+        running = d.plan
+    return running
+
+
+def session_for(username: str) -> str:
+    user = User.objects.get(username=username)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+def keep_writing(plan: DeploymentPlan, stop: threading.Event, every_s: float) -> int:
+    """The running plan goes on: a log line and some step progress every ``every_s``."""
+    step = plan.stages.filter(kind=StageKind.CONTINUE).last().steps.get(kind="execute_sql")
+    written = 0
+    while not stop.wait(every_s):
+        written += 1
+        append_log(plan, "info", f"statement batch {written} executed")
+        PlanStepLog(plan, step).progress(min(step.total, 2 + written // 10), step.total)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument(
+        "--write-every", type=float, default=1.0, help="seconds between two log lines of the running plan"
+    )
+    options = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    print("seeding (kept for the next run)...", flush=True)
+    plan = seed()
+    print(f"{DeploymentPlan.objects.count()} plans; running plan {plan.key} with {plan.log_lines.count()} log lines")
+    port = free_port()
+    env = {**os.environ, "DB_CONN_MAX_AGE": "60"}
+    gunicorn = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "lifetime.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+            # Longer than the 2 s between two polls: otherwise gunicorn closes the idle connection
+            # just as the viewer sends its next poll on it (connection reset by peer).
+            "--keep-alive",
+            "10",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    stop = threading.Event()
+    work = tempfile.mkdtemp(prefix="bench-status-")
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        writer = threading.Thread(target=keep_writing, args=(plan, stop, options.write_every), daemon=True)
+        writer.start()
+        codes_file = Path(work) / "codes.json"
+        subprocess.run(
+            [
+                str(BIN / "locust"),
+                "-f",
+                str(ROOT / "benchmarks" / "locustfile_status.py"),
+                "--headless",
+                "-u",
+                str(options.users),
+                "-r",
+                str(max(1, options.users // 10)),
+                "-t",
+                f"{options.seconds}s",
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--csv",
+                str(Path(work) / "stats"),
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+                "--stop-timeout",
+                "5",
+            ],
+            env={
+                **os.environ,
+                "BENCH_PLAN_KEY": str(plan.key),
+                "BENCH_SESSION": session_for("bench-ops"),
+                "BENCH_CODES_FILE": str(codes_file),
+            },
+            check=False,
+            timeout=options.seconds + 120,
+        )
+    finally:
+        stop.set()
+        gunicorn.terminate()
+        gunicorn.wait(timeout=20)
+    codes = json.loads(codes_file.read_text())
+    print()
+    print("| page | requests | errors | p50 ms | p95 ms | p99 ms | max ms | 304 share |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    with open(Path(work) / "stats_stats.csv") as handle:
+        for row in csv.DictReader(handle):
+            name = row["Name"]
+            total = int(row["Request Count"])
+            not_modified = (
+                sum(v for k, v in codes.items() if k.startswith(f"{name} 304"))
+                if name != "Aggregated"
+                else sum(v for k, v in codes.items() if k.endswith(" 304"))
+            )
+            share = f"{100 * not_modified / total:.0f}%" if total else "-"
+            print(
+                f"| {name} | {total} | {row['Failure Count']} | {row['50%']} | {row['95%']} | {row['99%']} | "
+                f"{float(row['Max Response Time']):.0f} | {share} |"
+            )
+    print()
+    print("status codes:", json.dumps(codes, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
