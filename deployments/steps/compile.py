@@ -29,7 +29,6 @@ from django.utils import timezone
 from deployments import artifacts
 from deployments.bundles import MANIFEST_NAME, Bundle
 from deployments.steps import StepFailed, StepLog
-from deployments.steps.bytecode import compile_one
 
 RELEASE_FORMAT = 1
 RELEASE_MANIFEST = "lifetime-release.json"
@@ -94,16 +93,11 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(sources[relative])
         out_root.mkdir()
-        if workers > 1 and len(modules) >= PARALLEL_FROM_MODULES:
-            errors = _compile_in_processes(src_root, out_root, modules, workers=workers, log=log)
-        else:
-            errors = []
-            for done, relative in enumerate(modules, start=1):
-                error = compile_one(src_root, out_root, relative)
-                if error:
-                    errors.append(error)
-                if done % 100 == 0 or done == len(modules):
-                    log.progress(done, len(modules))
+        # Always in fresh interpreters with a fixed hash seed: set and frozenset constants are
+        # marshalled in hash order, so bytecode compiled under a random seed is not reproducible.
+        if len(modules) < PARALLEL_FROM_MODULES:
+            workers = 1
+        errors = _compile_in_processes(src_root, out_root, modules, workers=workers, log=log)
         if errors:
             errors.sort(key=lambda e: (e["file"], e["line"] or 0))
             for error in errors[:SHOWN_ERRORS]:
