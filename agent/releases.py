@@ -275,7 +275,7 @@ def read_journal(root: Path, switch_id: str) -> dict[str, Any] | None:
         return None
 
 
-def switch_links(*, root: Path, switch_id: str, links: Mapping[str, str]) -> dict[str, Any]:
+def switch_links(*, root: Path, switch_id: str, links: Mapping[str, str | None]) -> dict[str, Any]:
     """Point each application's ``current`` at its new release; return what they pointed to before.
 
     Every release is checked present before the first link moves. The journal is written before
@@ -287,7 +287,8 @@ def switch_links(*, root: Path, switch_id: str, links: Mapping[str, str]) -> dic
     if journal is not None and journal.get("state") == "reverted":
         raise ReleaseRefused(f"switch {switch_id} was already reverted on this front-end")
     for application, release in links.items():
-        if present_digest(root, application, release) is None:
+        # ``None`` undeploys: the application's link goes away.
+        if release is not None and present_digest(root, application, release) is None:
             raise ReleaseRefused(f"release {release} of {application} is not uploaded to this front-end")
     if journal is None:
         journal = {

@@ -98,8 +98,12 @@ class FrontEndServer:
             module_name, _, attr = manifest["wsgi"].partition(":")
         except (OSError, ValueError, KeyError) as exc:
             raise ReleaseLoadError(f"{folder.name}: unreadable {MANIFEST}: {exc}") from exc
-        top_levels = {p.name.split(".")[0] for p in folder.iterdir() if not p.name.startswith(".")}
-        sys.path.insert(0, str(folder))
+        # Compiled binaries keep their code under a sub-folder named by the manifest (``lib``).
+        code = folder / manifest.get("path", "") if manifest.get("path") else folder
+        if not code.resolve().is_relative_to(folder.resolve()):
+            raise ReleaseLoadError(f"{folder.name}: path {manifest.get('path')!r} leaves the release")
+        top_levels = {p.name.split(".")[0] for p in code.iterdir() if not p.name.startswith(".")}
+        sys.path.insert(0, str(code))
         try:
             _forget_modules(top_levels)
             importlib.invalidate_caches()
@@ -108,7 +112,7 @@ class FrontEndServer:
         except Exception as exc:
             raise ReleaseLoadError(f"{folder.name}: cannot load {manifest['wsgi']}: {exc!r}") from exc
         finally:
-            sys.path.remove(str(folder))
+            sys.path.remove(str(code))
             _forget_modules(top_levels)
         return LoadedRelease(folder, manifest, wsgi)
 

@@ -226,6 +226,10 @@ LOGGING = {
 STAGE_HEARTBEAT_SECONDS = env_int("STAGE_HEARTBEAT_SECONDS", 5)
 STAGE_STALE_SECONDS = env_int("STAGE_STALE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-stages": {"task": "deployments.tasks.reap_stale_stages", "schedule": 10.0},
+    "reap-stale-stages": {
+        "task": "deployments.tasks.reap_stale_stages",
+        "schedule": float(env_int("STAGE_REAP_SECONDS", 10)),
+    },
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
+    "refresh-frontend-reports": {"task": "environments.tasks.refresh_frontend_reports", "schedule": 30.0},
 }

@@ -193,3 +193,63 @@ def stop_all(processes: Iterable[Process]) -> None:
                 os.killpg(process.popen.pid, signal.SIGTERM)
     for process in processes:
         process.stop()
+
+
+def console_env(settings, *, console_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a console process (stage worker, beat) that must see the test database,
+    the test's artifact store and the same Redis as the test."""
+    db = settings.DATABASES["default"]
+    auth = (db.get("USER") or "postgres") + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    env = _base_env(
+        {
+            "DATABASE_URL": f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+            "CONSOLE_BASE_URL": console_url,
+            "AGENT_TOKEN": settings.AGENT_TOKEN,
+            "LIFETIME_DEV": "true",
+            **(extra or {}),
+        }
+    )
+    return env
+
+
+class StageWorker(Process):
+    """``celery -A lifetime worker -Q stages``: runs Prepare and Continue."""
+
+    def __init__(self, env: dict[str, str], *, name: str = "stages") -> None:
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "lifetime",
+            "worker",
+            "-Q",
+            "stages",
+            "-c",
+            "1",
+            "-n",
+            f"{name}-{time.monotonic_ns()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ]
+        super().__init__(name, args, env)
+
+    def wait_ready(self, *, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"stage worker exited:\n{self.log()[-3000:]}")
+            if " ready." in self.log():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"stage worker did not start in {timeout_s} s:\n{self.log()[-3000:]}")
+
+
+class Beat(Process):
+    """``celery -A lifetime beat``: the reaper and the expiry of prepared plans."""
+
+    def __init__(self, env: dict[str, str], *, schedule_dir: Path) -> None:
+        args = [str(BIN / "celery"), "-A", "lifetime", "beat", "-l", "info", "--max-interval", "1"]
+        super().__init__("beat", args, env)

@@ -33,7 +33,7 @@ def pass_point_of_no_return(plan: DeploymentPlan) -> None:
         point_of_no_return_at=timezone.now()
     )
     if marked:
-        append_log(plan, "info", "Point of no return: executing SQL on the target; Abort is no longer possible.")
+        append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
         return
     current = DeploymentPlan.objects.get(pk=plan.pk)
     if current.status == S.ABORTING:
@@ -71,18 +71,30 @@ def run_continue(stage: Stage) -> None:
     total = sum(len(g.statements) for g in generated.values())
     step = begin_step(stage, StepKind.EXECUTE_SQL, total=total)
     log = PlanStepLog(plan, step)
-    pass_point_of_no_return(plan)
     try:
         executed = 0
         for op in deploys:
             sql = generated.get(op.application_id)
             if sql is None:
                 continue
-            executed += engine.execute_sql(target, op.version, sql, log, resumed=resumed, offset=executed, total=total)
+            executed += engine.execute_sql(
+                target,
+                op.version,
+                sql,
+                log,
+                resumed=resumed,
+                # Marked inside the target's transaction, right before its first statement: an
+                # Abort that wins the race rolls the SQL back with it.
+                before_first_statement=lambda: pass_point_of_no_return(plan),
+                offset=executed,
+                total=total,
+            )
     except StepFailed:
         end_step(step, StepStatus.FAILED)
         raise
     end_step(step, statements=executed)
+    # No SQL at all: switching is the point of no return.
+    pass_point_of_no_return(plan)
 
     # --- switch ------------------------------------------------------------------------------
     frontends = list(target.frontends.filter(enabled=True).order_by("name"))
@@ -90,7 +102,7 @@ def run_continue(stage: Stage) -> None:
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
         try:
-            results = engine.switch(plan, frontends, deploys, undeploys, steps=steps)
+            results = engine.switch(stage, frontends, deploys, undeploys, steps=steps)
         except StepFailed:
             for fe_step in steps.values():
                 fe_step.refresh_from_db()

@@ -72,10 +72,8 @@ def run_prepare(stage: Stage) -> None:
             plan=plan,
             application=op.application,
             version=op.version,
-            statements=generated.statements,
-            warnings=generated.warnings,
-            schema_fingerprint=generated.fingerprint,
             rehearsal_seconds=generated.rehearsal_seconds,
+            **generated.model_fields,
         )
         fingerprints[op.application.name] = generated.fingerprint
         end_step(step, statements=len(generated.statements), rehearsal_seconds=generated.rehearsal_seconds)

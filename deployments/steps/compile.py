@@ -1,8 +1,9 @@
 """Compile step: byte-compile an application version and pack its deterministic binary archive.
 
-The binary archive (a zip) is what a front-end runs: ``lib/`` holds the compiled modules (sourceless
-``.pyc`` files next to where the sources were, which Python imports directly) and the package's
-data files, ``lifetime.toml`` is the bundle's manifest, ``release.json`` says how to run it. The
+The binary archive (a tar.gz, what front-end agents unpack) is what a front-end runs: ``lib/`` holds
+the compiled modules (sourceless ``.pyc`` files next to where the sources were, which Python imports
+directly) and the package's data files, ``lifetime.toml`` is the bundle's manifest,
+``lifetime-release.json`` says how to run it (application, version, WSGI entry point, path). The
 same bundle always gives the same bytes (sorted entries, fixed times and modes, hash-based pycs),
 so its sha256 identifies the build and a version is compiled once.
 """
@@ -10,16 +11,17 @@ so its sha256 identifies the build and a version is compiled once.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import importlib.util
 import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 from django.utils import timezone
@@ -30,7 +32,8 @@ from deployments.steps import StepFailed, StepLog
 from deployments.steps.bytecode import compile_one
 
 RELEASE_FORMAT = 1
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+RELEASE_MANIFEST = "lifetime-release.json"
+FIXED_MTIME = 315532800  # 1980-01-01: the same bundle gives the same bytes
 # Below this many modules, starting extra interpreters costs more than it saves.
 PARALLEL_FROM_MODULES = 200
 WORKER_SCRIPT = Path(__file__).with_name("bytecode.py")
@@ -116,9 +119,10 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
         entries[f"lib/{relative}"] = sources[relative]
     manifest = bundle.manifest
     entries[MANIFEST_NAME] = bundle.files[MANIFEST_NAME]
-    entries["release.json"] = json.dumps(
+    entries[RELEASE_MANIFEST] = json.dumps(
         {
             "format": RELEASE_FORMAT,
+            "application": manifest.name,
             "name": manifest.name,
             "version": manifest.version,
             "kind": manifest.kind,
@@ -133,20 +137,22 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
         indent=2,
         sort_keys=True,
     ).encode()
-    return pack_deterministic_zip(entries), len(modules)
+    return pack_deterministic_tar_gz(entries), len(modules)
 
 
-def pack_deterministic_zip(entries: dict[str, bytes]) -> bytes:
-    """A zip whose bytes depend only on ``entries``: sorted names, fixed time, mode and system."""
+def pack_deterministic_tar_gz(entries: dict[str, bytes]) -> bytes:
+    """A tar.gz whose bytes depend only on ``entries``: sorted names, fixed times, modes and owners."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entries[name], compresslevel=6)
-    return buffer.getvalue()
+            info = tarfile.TarInfo(name)
+            info.size = len(entries[name])
+            info.mtime = FIXED_MTIME
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            archive.addfile(info, io.BytesIO(entries[name]))
+    return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
 
 
 def _compile_in_processes(

@@ -65,7 +65,7 @@ def releases_for(versions: Iterable[ApplicationVersion]) -> dict[str, str]:
 def switch_frontends(
     *,
     frontends: Sequence[FrontEnd],
-    releases: Mapping[str, str],
+    releases: Mapping[str, str | None],
     log: StepLog,
     switch_id: str | None = None,
     timeout_s: float = SWITCH_TIMEOUT_S,

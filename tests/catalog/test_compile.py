@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import sys
-import zipfile
+import tarfile
 
 import pytest
 
@@ -62,14 +62,14 @@ def test_a_bundle_with_a_syntax_error_fails_compile_with_file_and_line(register)
 def test_the_binary_holds_what_a_front_end_needs_and_its_entry_point_answers(register, tmp_path):
     version = register("leave_portal", "1.1.0")
     result = compile_version(version=version, log=ListLog())
-    with zipfile.ZipFile(io.BytesIO(artifacts.open_blob(result.binary_sha256).read())) as archive:
-        names = archive.namelist()
+    with tarfile.open(fileobj=io.BytesIO(artifacts.open_blob(result.binary_sha256).read()), mode="r:gz") as archive:
+        names = archive.getnames()
         assert names == sorted(names)
-        assert {"lifetime.toml", "release.json", "lib/leave_portal/app.pyc"} <= set(names)
+        assert {"lifetime.toml", "lifetime-release.json", "lib/leave_portal/app.pyc"} <= set(names)
         assert not any(name.endswith(".py") for name in names)
-        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        release = json.loads(archive.read("release.json"))
-        archive.extractall(tmp_path / "release")
+        assert {member.mtime for member in archive.getmembers()} == {315532800}
+        release = json.loads(archive.extractfile("lifetime-release.json").read())
+        archive.extractall(tmp_path / "release", filter="data")
     assert release["wsgi"] == "leave_portal.app:application" and release["path"] == "lib"
     # A fresh interpreter with only the release on its path, as a front-end would run it.
     program = (

@@ -1,0 +1,197 @@
+"""The whole engine, really started: the console over HTTP (live_server), a Celery stage worker,
+one agent and one front-end server per front-end, Redis and PostgreSQL (the console's test
+database and one application database per environment). Tests drive it as people do: through the
+plan services, the pages or the API, and check what users check: statuses, logs, the versions the
+front-ends answer over HTTP, the tables in the target database."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from deployments import catalog, plans, transitions
+from deployments.models import ApplicationVersion, DeploymentPlan, RunningVersion
+from environments import services as env_services
+from environments.models import AccessLevel, Environment
+from examples.build import FORMATS, bundle_files, pack
+from lifetime.celery import app as celery_app
+from tests.agents.conftest import FrontEndHosts, RealFrontEnd
+from tests.conftest import make_user
+from tests.processes import Beat, StageWorker, console_env
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE_MODULES = 4
+
+
+@functools.cache
+def example_bundle(app: str, version: str) -> bytes:
+    return pack(bundle_files(app, version, modules=EXAMPLE_MODULES), FORMATS[app])
+
+
+def table_exists(env: Environment, schema: str, table: str) -> bool:
+    conn = psycopg2.connect(env.app_db_dsn())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass(%s)", [f"{schema}.{table}"])
+            return cur.fetchone()[0] is not None
+    finally:
+        conn.close()
+
+
+def schema_columns(env: Environment, schema: str) -> list[tuple]:
+    conn = psycopg2.connect(env.app_db_dsn())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select table_name, column_name, data_type, character_maximum_length from information_schema.columns"
+                " where table_schema = %s order by 1, 2",
+                [schema],
+            )
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+@dataclasses.dataclass
+class Engine:
+    settings: object
+    console_url: str
+    hosts: FrontEndHosts
+    tmp_path: Path
+    release: object
+    worker: StageWorker | None = None
+    beat: Beat | None = None
+    frontends: dict[str, list[RealFrontEnd]] = dataclasses.field(default_factory=dict)
+    environments: dict[str, Environment] = dataclasses.field(default_factory=dict)
+    worker_env_extra: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return console_env(
+            self.settings,
+            console_url=self.console_url,
+            extra={
+                "STAGE_HEARTBEAT_SECONDS": "1",
+                "STAGE_STALE_SECONDS": "5",
+                "STAGE_REAP_SECONDS": "2",
+                **self.worker_env_extra,
+            },
+        )
+
+    def start_worker(self) -> StageWorker:
+        self.worker = StageWorker(self._env())
+        self.hosts.processes.append(self.worker.start())
+        self.worker.wait_ready()
+        return self.worker
+
+    def start_beat(self) -> Beat:
+        self.beat = Beat(self._env(), schedule_dir=self.tmp_path)
+        self.hosts.processes.append(self.beat.start())
+        return self.beat
+
+    # --- landscape -----------------------------------------------------------------------------
+
+    def environment(
+        self, name: str, *, order: int, two_stage: bool, frontends: int = 2, app_db: str = ""
+    ) -> Environment:
+        env = env_services.save_environment(
+            actor=self.hosts.actor,
+            data={
+                "name": name,
+                "order": order,
+                "kind": "Production" if two_stage else "Test",
+                "two_stage_deployments": two_stage,
+                "window_days": list(range(7)),
+                "window_start": dt.time(2, 0),
+                "window_minutes": 120,
+                "window_timezone": "UTC",
+            },
+            app_db_dsn=app_db or None,
+        )
+        env_services.set_access(actor="test", user=self.release, environment=env, level=AccessLevel.DEPLOY)
+        if frontends:
+            self.frontends[name] = self.hosts.start(env, frontends)
+        self.environments[name] = env
+        return env
+
+    def version(self, app: str, version: str) -> ApplicationVersion:
+        existing = ApplicationVersion.objects.filter(application__name=app, version=version).first()
+        return existing or catalog.register_bundle(data=example_bundle(app, version), actor=self.hosts.actor)
+
+    # --- deployments ---------------------------------------------------------------------------
+
+    def plan(self, source: str, target: str, versions: list[ApplicationVersion]) -> DeploymentPlan:
+        return plans.create_plan(
+            actor=self.release,
+            source=self.environments[source],
+            target=self.environments[target],
+            operations=[plans.Operation(v.application, v) for v in versions],
+            notes="end-to-end test",
+        )
+
+    def wait(
+        self, plan: DeploymentPlan, *statuses: str, info: str | None = None, timeout_s: float = 120
+    ) -> DeploymentPlan:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            plan.refresh_from_db()
+            if plan.status in statuses and (info is None or plan.info == info):
+                return plan
+            if plan.status in transitions.FINAL and plan.status not in statuses:
+                break
+            time.sleep(0.2)
+        log = "\n".join(f"{line.level}: {line.message}" for line in plan.log_lines.order_by("seq"))
+        worker_log = self.worker.log()[-4000:] if self.worker else ""
+        raise AssertionError(
+            f"plan is {plan.status}/{plan.info}, wanted {statuses} {info or ''}\n--- plan log\n{log}\n--- worker\n{worker_log}"
+        )
+
+    def deploy(self, source: str, target: str, versions: list[ApplicationVersion]) -> DeploymentPlan:
+        """Deploy all the way, in one or two stages as the target says."""
+        plan = self.plan(source, target, versions)
+        plans.start_plan(actor=self.release, plan=plan)
+        if self.environments[target].two_stage_deployments:
+            self.wait(plan, "needs_user_intervention", info=transitions.INFO_PREPARED)
+            plans.continue_plan(actor=self.release, plan=plan)
+        return self.wait(plan, "finished_successful", "finished_with_warnings")
+
+    def answers(self, env: str, path: str) -> list[str]:
+        """What every front-end of ``env`` answers at ``path`` (first line of the body)."""
+        out = []
+        for fe in self.frontends[env]:
+            status, body = fe.answer(path)
+            out.append(body.splitlines()[0] if status == 200 and body else f"HTTP {status}")
+        return out
+
+    def running(self, env: str) -> dict[str, str]:
+        return dict(
+            RunningVersion.objects.filter(environment=self.environments[env]).values_list(
+                "application__name", "version__version"
+            )
+        )
+
+
+@pytest.fixture
+def engine(transactional_db, live_server, tmp_path, settings, admin_user, app_databases) -> Iterator[Engine]:
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    # Stale messages of other runs must not reach this run's worker.
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("stages")
+    hosts = FrontEndHosts(tmp_path=tmp_path, console_url=live_server.url, actor=admin_user)
+    release = make_user("release")
+    eng = Engine(settings=settings, console_url=live_server.url, hosts=hosts, tmp_path=tmp_path, release=release)
+    eng.app_databases = app_databases
+    try:
+        eng.environment("Development", order=1, two_stage=False, frontends=0, app_db=app_databases.create())
+        yield eng
+    finally:
+        hosts.stop()
