@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from deployments import catalog, transitions
 from deployments.bundles import MANIFEST_NAME
 from deployments.models import Application, ApplicationVersion, RunningVersion
-from deployments.steps.compile import pack_deterministic_zip
+from deployments.steps.compile import pack_deterministic_tar_gz
 from environments import access
 from environments.models import AccessLevel, Environment
 from lifetime import audit
@@ -63,7 +63,7 @@ def tag_running_version(
     source = f"Tag Version of {application.name} {running.version.version} running in {environment.name}"
 
     with transaction.atomic():
-        tagged = catalog.register_bundle(data=pack_deterministic_zip(files), actor=actor, source=source)
+        tagged = catalog.register_bundle(data=pack_deterministic_tar_gz(files), actor=actor, source=source)
         # Compare-and-set: a Continue that switched another version in meanwhile wins.
         relabelled = RunningVersion.objects.filter(pk=running.pk, version_id=running.version_id).update(
             version=tagged, is_modified=False

@@ -337,13 +337,15 @@ def deployments(request: HttpRequest) -> HttpResponse:
         target = environment_or_404(target_raw, status=400, missing=400)
         access.require(request.user, target, AccessLevel.VIEW)
         qs = qs.filter(target=target)
-    dated = Q()
-    if min_date:
-        dated &= Q(created_at__date__gte=min_date)
-    if max_date:
-        dated &= Q(created_at__date__lte=max_date)
-    # A plan prepared on Friday must still be found on Monday, whatever window the client asks for.
-    qs = qs.filter(dated | Q(status__in=NOT_FINISHED)).order_by("-created_at", "-id")
+    if min_date or max_date:
+        dated = Q()
+        if min_date:
+            dated &= Q(created_at__date__gte=min_date)
+        if max_date:
+            dated &= Q(created_at__date__lte=max_date)
+        # A plan prepared on Friday must still be found on Monday, whatever window the client asks for.
+        qs = qs.filter(dated | Q(status__in=NOT_FINISHED))
+    qs = qs.order_by("-created_at", "-id")
     return JsonResponse([serializers.deployment(plan) for plan in qs], safe=False)
 
 
