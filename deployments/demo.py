@@ -107,3 +107,82 @@ def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environme
         env_services.set_access(actor=admin, user=ops, environment=env, level=AccessLevel.VIEW)
         envs[name] = env
     return envs
+
+
+# --- catalog and baseline deployments -----------------------------------------------------------
+
+# Every environment runs the older versions; Development runs the newer ones, so that `release`
+# can deploy them from Development to Test in one click, and to Production in two stages.
+OLDER = [("hr_core", "1.0.0"), ("leave_portal", "1.0.0"), ("field_inspector", "1.0.0")]
+NEWER = [("hr_core", "1.1.0"), ("leave_portal", "1.1.0"), ("field_inspector", "2.0.0")]
+
+
+def register_examples(*, actor, modules: int | None = None, log=print) -> dict[tuple[str, str], object]:
+    from deployments import catalog
+    from deployments.models import ApplicationVersion
+    from examples.build import DEFAULT_MODULES, applications, build_bundle
+
+    found = {}
+    for app, app_versions in applications().items():
+        for version in app_versions:
+            existing = ApplicationVersion.objects.filter(application__name=app, version=version).first()
+            if existing is None:
+                data = build_bundle(app, version, modules=modules if modules is not None else DEFAULT_MODULES)
+                existing = catalog.register_bundle(data=data, actor=actor, source="demo")
+                log(f"registered {app} {version}")
+            found[(app, version)] = existing
+    return found
+
+
+def configure_mobile_apps(*, actor, envs: dict[str, Environment], versions) -> None:
+    from deployments.mobile_config import save_mobile_config
+    from deployments.models import MobileAppConfig
+
+    app = versions[("field_inspector", "1.0.0")].application
+    for env in envs.values():
+        if MobileAppConfig.objects.filter(environment=env, application=app).exists():
+            continue
+        frontend = env.frontends.filter(enabled=True).order_by("name").first()
+        server = (
+            frontend.base_url.rstrip("/") if frontend and frontend.base_url else "http://127.0.0.1"
+        ) + "/field_inspector"
+        save_mobile_config(
+            actor=actor,
+            environment=env,
+            application=app,
+            data={"app_identifier": f"com.example.fieldinspector.{env.name.lower()}", "server_url": server},
+        )
+
+
+def seed_deployments(*, envs: dict[str, Environment], versions, log=print, timeout_s: float = 900) -> None:
+    """Deploy the baseline through the console's own plans (idempotent: environments that already run
+    something, or are held by a plan, are left alone). Needs the stage worker and the agents running."""
+    import time
+
+    from deployments import plans, transitions
+    from deployments.models import DeploymentPlan, RunningVersion
+
+    admin = User.objects.get(username="admin")
+    order = [("Test", "Development", OLDER), ("Production", "Development", OLDER), ("Development", "Test", NEWER)]
+    for target_name, source_name, wanted in order:
+        target = envs[target_name]
+        if RunningVersion.objects.filter(environment=target).exists() or transitions.holder_of(target.pk):
+            continue
+        plan = plans.create_plan(
+            actor=admin,
+            source=envs[source_name],
+            target=target,
+            operations=[plans.Operation(versions[key].application, versions[key]) for key in wanted],
+            notes="Demo baseline",
+        )
+        log(f"deploying the demo baseline to {target_name} (plan {plan.key})")
+        plans.start_plan(actor=admin, plan=plan)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            plan = DeploymentPlan.objects.get(pk=plan.pk)
+            if plans.is_prepared(plan):
+                plans.continue_plan(actor=admin, plan=plan)
+            elif plan.status in transitions.FINAL:
+                break
+            time.sleep(1)
+        log(f"{target_name}: {plan.get_status_display().lower()}")

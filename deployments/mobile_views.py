@@ -14,11 +14,13 @@ from deployments import artifacts
 from deployments.mobile_config import save_mobile_config
 from deployments.models import Application, ApplicationKind, MobileAppConfig, MobilePackage
 from environments import access
+from environments.forms import http_urls
 from environments.models import AccessLevel, Environment
 
 
 class MobileAppConfigForm(forms.ModelForm):
     class Meta:
+        formfield_callback = http_urls
         model = MobileAppConfig
         fields = ["app_identifier", "server_url", "app_version"]
         labels = {

@@ -295,6 +295,34 @@ def new_stage(plan: DeploymentPlan, kind: str, *, actor: Any, attempt: int = 1) 
     return stage
 
 
+def _run_stage(
+    plan: DeploymentPlan,
+    *,
+    expected: str,
+    kind: str,
+    actor: Any,
+    reason: str,
+    audit_action: str,
+    refused: str,
+    fields: dict[str, Any] | None = None,
+) -> DeploymentPlan:
+    """Move the plan to running and queue the stage, in one transaction (the task is sent on commit).
+
+    Losing the compare-and-set to a plan that is running now is a double click, a second user or a
+    pipeline: "already running". Any other status means the button no longer applies.
+    """
+    with transaction.atomic():
+        try:
+            transitions.transition(plan, expected=expected, to=S.RUNNING, actor=actor, reason=reason, fields=fields)
+        except TransitionLost as exc:
+            if exc.current in {S.RUNNING, S.ABORTING}:
+                raise AlreadyRunning("The deployment is already running.") from None
+            raise PlanRefused(f"The plan is {exc.current}: {refused}") from None
+        new_stage(plan, kind, actor=actor)
+        _audit(actor, audit_action, plan)
+    return plan
+
+
 def start_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     """Prepare (two-stage target) or Deploy Now (both stages back to back)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
@@ -307,31 +335,23 @@ def start_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
         holder = transitions.holder_of(plan.target_id, excluding=plan.pk)
         if holder is not None:
             raise TargetHeld(holder)
-        try:
-            transitions.transition(
-                plan,
-                expected=S.SAVED,
-                to=S.RUNNING,
-                actor=actor,
-                reason="Prepare Deployment" if plan.target.two_stage_deployments else "Deploy Now",
-                fields={"started_at": timezone.now(), "started_by": _user(actor)},
-            )
-        except TransitionLost as exc:
-            raise (AlreadyRunning if exc.current in transitions.HOLDING else PlanRefused)(
-                f"The plan is {exc.current}: it cannot be started."
-                if exc.current not in transitions.HOLDING
-                else "The plan is already running."
-            ) from None
-        new_stage(plan, StageKind.PREPARE, actor=actor)
-        _audit(actor, "plan.started", plan)
-    return plan
+        return _run_stage(
+            plan,
+            expected=S.SAVED,
+            kind=StageKind.PREPARE,
+            actor=actor,
+            reason="Prepare Deployment" if plan.target.two_stage_deployments else "Deploy Now",
+            audit_action="plan.started",
+            refused="it cannot be started.",
+            fields={"started_at": timezone.now(), "started_by": _user(actor)},
+        )
 
 
 def continue_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     """Continue Deployment of a prepared (or suspended) plan."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
     plan.refresh_from_db()
-    if plan.status == S.RUNNING:
+    if plan.status in {S.RUNNING, S.ABORTING}:
         raise AlreadyRunning("The deployment is already running.")
     if plan.status != S.NEEDS_USER_INTERVENTION:
         raise PlanRefused(f"The plan is {plan.get_status_display().lower()}: there is nothing to continue.")
@@ -340,23 +360,16 @@ def continue_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     problems = check_still_valid(plan)
     if problems:
         raise PlanRefused("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
-    with transaction.atomic():
-        try:
-            transitions.transition(
-                plan,
-                expected=S.NEEDS_USER_INTERVENTION,
-                to=S.RUNNING,
-                actor=actor,
-                reason="Continue Deployment",
-                fields={"continued_at": timezone.now(), "continued_by": _user(actor)},
-            )
-        except TransitionLost as exc:
-            if exc.current == S.RUNNING:
-                raise AlreadyRunning("The deployment is already running.") from None
-            raise PlanRefused(f"The plan is {exc.current}: there is nothing to continue.") from None
-        new_stage(plan, StageKind.CONTINUE, actor=actor)
-        _audit(actor, "plan.continued", plan)
-    return plan
+    return _run_stage(
+        plan,
+        expected=S.NEEDS_USER_INTERVENTION,
+        kind=StageKind.CONTINUE,
+        actor=actor,
+        reason="Continue Deployment",
+        audit_action="plan.continued",
+        refused="there is nothing to continue.",
+        fields={"continued_at": timezone.now(), "continued_by": _user(actor)},
+    )
 
 
 def prepare_again(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
@@ -365,18 +378,15 @@ def prepare_again(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
-    with transaction.atomic():
-        try:
-            transitions.transition(
-                plan, expected=S.NEEDS_USER_INTERVENTION, to=S.RUNNING, actor=actor, reason="Prepare again"
-            )
-        except TransitionLost as exc:
-            if exc.current == S.RUNNING:
-                raise AlreadyRunning("The deployment is already running.") from None
-            raise PlanRefused(f"The plan is {exc.current}: it cannot be prepared again.") from None
-        new_stage(plan, StageKind.PREPARE, actor=actor)
-        _audit(actor, "plan.prepared_again", plan)
-    return plan
+    return _run_stage(
+        plan,
+        expected=S.NEEDS_USER_INTERVENTION,
+        kind=StageKind.PREPARE,
+        actor=actor,
+        reason="Prepare again",
+        audit_action="plan.prepared_again",
+        refused="it cannot be prepared again.",
+    )
 
 
 def abort_plan(*, actor: Any, plan: DeploymentPlan, reason: str = "Abort") -> DeploymentPlan:

@@ -6,6 +6,7 @@ app_name = "deployments"
 
 urlpatterns = [
     path("plans/", views.plan_list, name="plans"),
+    path("environments/<uuid:key>/running/", views.environment_running, name="environment_running"),
     path("plans/new/", views.plan_create, name="plan_create"),
     path("plans/<uuid:key>/", views.plan_detail, name="plan"),
     path("plans/<uuid:key>/live/", views.plan_live, name="plan_live"),

@@ -300,6 +300,12 @@ def plan_live(request: HttpRequest, key) -> HttpResponse:
         after = int(request.GET.get("after", "0"))
     except ValueError:
         after = 0
+    seen = request.GET.get("seen")
+    if seen is not None and seen != f"{plan.status}:{plan.info}":
+        # The plan moved (prepared, finished, suspended): the page's buttons change, so reload it.
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
     lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:500])
     label, css = selectors.status_tag(plan)
     response = render(
@@ -318,3 +324,17 @@ def plan_live(request: HttpRequest, key) -> HttpResponse:
     if plan.status in transitions.FINAL or plans.is_prepared(plan):
         response.status_code = 286  # htmx: stop polling
     return response
+
+
+@login_required
+def environment_running(request: HttpRequest, key) -> HttpResponse:
+    """What runs in an environment, and the plan holding it: a fragment of the environment page."""
+    environment = get_object_or_404(Environment, key=key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    running = RunningVersion.objects.filter(environment=environment).select_related("application", "version", "plan")
+    holder = transitions.holder_of(environment.pk)
+    return render(
+        request,
+        "deployments/_environment_running.html",
+        {"environment": environment, "running": running.order_by("application__name"), "holder": holder},
+    )

@@ -3,8 +3,10 @@ from __future__ import annotations
 import zoneinfo
 
 from django import forms
+from django.db import models
 
 from environments.models import WEEKDAYS, Environment, FrontEnd
+from environments.services import ENVIRONMENT_FIELDS
 
 
 class EnvironmentForm(forms.ModelForm):
@@ -26,21 +28,7 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = [
-            "name",
-            "order",
-            "kind",
-            "hostname",
-            "use_https",
-            "two_stage_deployments",
-            "window_days",
-            "window_start",
-            "window_minutes",
-            "window_timezone",
-            "prepared_plan_ttl_hours",
-            "sql_lock_timeout_ms",
-            "sql_statement_timeout_ms",
-        ]
+        fields = list(ENVIRONMENT_FIELDS)
         widgets = {"window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
         labels = {
             "prepared_plan_ttl_hours": "A prepared plan may wait (hours)",
@@ -81,14 +69,19 @@ class EnvironmentForm(forms.ModelForm):
         return self.cleaned_data.get("app_db_dsn") or None
 
 
+def http_urls(field, **kwargs):
+    """Model URL fields as form fields that read a bare host as http:// (front-ends on a LAN)."""
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "http")
+    return field.formfield(**kwargs)
+
+
 class FrontEndForm(forms.ModelForm):
     class Meta:
+        formfield_callback = http_urls
         model = FrontEnd
         fields = ["name", "queue", "releases_root", "base_url", "health_url", "enabled"]
         help_texts = {"queue": "Leave empty for frontend.<environment>.<name>."}
-
-    base_url = forms.URLField(required=False, assume_scheme="http", label="Base URL")
-    health_url = forms.URLField(required=False, assume_scheme="http", label="Health URL")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

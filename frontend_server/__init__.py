@@ -193,4 +193,10 @@ def make_app(releases_root: str | None = None) -> FrontEndServer:
     root = releases_root or os.environ.get("LIFETIME_RELEASES_ROOT")
     if not root:
         raise RuntimeError("give the releases folder: make_app('/path') or LIFETIME_RELEASES_ROOT")
+    # The applications' database connection is a secret: it comes from a file only the front-end
+    # host can read, never from a command line, and is handed to the applications as
+    # LIFETIME_APP_DB_DSN.
+    dsn_file = os.environ.get("LIFETIME_APP_DB_DSN_FILE")
+    if dsn_file:
+        os.environ["LIFETIME_APP_DB_DSN"] = Path(dsn_file).read_text().strip()
     return FrontEndServer(Path(root))

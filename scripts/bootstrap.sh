@@ -43,8 +43,10 @@ STAMP=.venv/.requirements.sha256
 WANT=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   say "installing requirements.txt"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r requirements.txt
+  # (Some machines' pip configuration names extra index folders that may not exist: not our noise.)
+  quiet() { { grep -v "is ignored: it is neither a file nor a directory" || true; } }
+  .venv/bin/pip install -q --upgrade pip 2>&1 | quiet
+  .venv/bin/pip install -q -r requirements.txt 2>&1 | quiet
   echo "$WANT" > "$STAMP"
 fi
 PY=.venv/bin/python
@@ -77,6 +79,9 @@ if ! pg_answers; then
     apt_install postgresql
     PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   fi
+fi
+# Installing the package may have started Debian's own cluster at that very address.
+if ! pg_answers; then
   PGDATA="$DATA/postgres"
   RUNAS=()
   if [ "$(id -u)" -eq 0 ]; then
@@ -109,6 +114,8 @@ redis_answers() { $PY -c 'import os, redis; redis.Redis.from_url(os.environ["RED
 if ! redis_answers; then
   local_host "$RD_HOST" || { echo "Redis at $RD_HOST:$RD_PORT does not answer and is not local" >&2; exit 1; }
   command -v redis-server >/dev/null || apt_install redis-server
+fi
+if ! redis_answers; then
   mkdir -p "$DATA/redis"
   say "starting private Redis on $RD_HOST:$RD_PORT"
   redis-server --daemonize yes --bind "$RD_HOST" --port "$RD_PORT" --dir "$DATA/redis" \

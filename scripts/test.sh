@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LIFETIME_DEV="${LIFETIME_DEV:-true}"
+# Its own Redis database by default, so that a console started with scripts/up.sh on the same
+# Redis never picks up the tests' tasks (nor the tests its tasks).
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
 scripts/bootstrap.sh --for-tests
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 mkdir -p tests/artifacts
 exec .venv/bin/python -m pytest "$@"

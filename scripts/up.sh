@@ -17,10 +17,16 @@ mkdir -p .run
   echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --access-logfile - --capture-output"
   echo "stages: .venv/bin/celery -A lifetime worker -Q stages -c 2 -n stages@%h --loglevel INFO"
   echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
-  if $PY manage.py help frontend_processes >/dev/null 2>&1; then
-    $PY manage.py frontend_processes
-  fi
+  # An agent and a front-end server per demo front-end; the applications read their tables with
+  # the environment's connection, handed over in files only this user can read.
+  $PY manage.py frontend_processes --dsn-dir .run/secrets
 } > .run/Procfile
+
+.venv/bin/honcho -f .run/Procfile -d . start &
+SUPERVISOR=$!
+echo $SUPERVISOR > .run/up.pid
+trap 'kill -INT $SUPERVISOR 2>/dev/null; wait $SUPERVISOR; exit 0' INT TERM
+
 cat <<MSG
 
   LifeTime console: $CONSOLE_BASE_URL/
@@ -28,8 +34,11 @@ cat <<MSG
     admin    infra admin (manages every environment; also Django admin at /admin/)
     release  release manager (deploy on every environment)
     ops      operations (view only)
+  Front-ends: Development :8101 :8102, Test :8111 :8112, Production :8121 :8122 (e.g. /hr_core)
   Ctrl-C stops the console; scripts/stop.sh also stops a private PostgreSQL/Redis.
 
 MSG
-echo $$ > .run/up.pid
-exec .venv/bin/honcho -f .run/Procfile -d . start
+# The demo baseline goes through the console's own deployments (the first Prepare compiles the
+# large example: a minute or two); the console is usable meanwhile.
+$PY manage.py seed_demo_deployments || echo "Demo deployments did not finish: see the plans in the console."
+wait $SUPERVISOR
