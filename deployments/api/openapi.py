@@ -1,0 +1,434 @@
+"""The OpenAPI 3 document of exactly what the API serves, for client generators and for fuzzing.
+
+Written by hand next to the views (the views are plain functions, nothing to introspect); the
+fuzzing test in tests/api checks every answer against it, so a drift shows up as a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_safe
+
+from deployments.api.serializers import UNSET_DATE
+from deployments.models import PlanStatus
+
+JSON = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array_of(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": schema}
+
+
+def obj(properties: dict[str, Any], *, required: list[str] | None = None, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+INTEGER = {"type": "integer"}
+KEY = {"type": "string", "format": "uuid", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+OPTIONAL_KEY = {"anyOf": [KEY, {"type": "string", "enum": [""]}], "description": 'A key, or "" when unset.'}
+DATE_TIME = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z?$",
+    "description": f'UTC, "YYYY-MM-DDTHH:MM:SSZ"; "{UNSET_DATE}" when unset.',
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj(
+        {"Errors": array_of(STRING), "StatusCode": INTEGER},
+        description="Every non-2xx answer has this body.",
+    ),
+    "Environment": obj(
+        {
+            "Key": KEY,
+            "Name": STRING,
+            "OSVersion": STRING,
+            "Order": INTEGER,
+            "DetailsURL": STRING,
+            "HostName": STRING,
+            "UseHTTPS": BOOLEAN,
+            "EnvironmentType": {"type": "string", "enum": ["Development", "Test", "Production"]},
+            "NumberOfFrontEnds": INTEGER,
+            "ApplicationServerType": STRING,
+            "ApplicationServer": STRING,
+            "DatabaseProvider": STRING,
+            "IsCloudEnvironment": BOOLEAN,
+        }
+    ),
+    "DeploymentTechnology": obj({"Key": KEY, "Name": STRING}),
+    "DeploymentZone": obj(
+        {"Key": KEY, "Name": STRING, "IsDefault": BOOLEAN, "DeploymentTechnology": ref("DeploymentTechnology")}
+    ),
+    "MobileAppStatusInEnv": obj(
+        {
+            "EnvironmentKey": KEY,
+            "NativePlatform": STRING,
+            "VersionNumber": STRING,
+            "HasBinaryAvailable": BOOLEAN,
+            "IsConfigured": BOOLEAN,
+            "IsConfigurationChanged": BOOLEAN,
+            "IsModified": BOOLEAN,
+        }
+    ),
+    "AppStatusInEnv": obj(
+        {
+            "EnvironmentKey": KEY,
+            "BaseApplicationVersionKey": KEY,
+            "BaseApplicationVersionLabel": STRING,
+            "IsModified": BOOLEAN,
+            "MobileAppsStatus": array_of(ref("MobileAppStatusInEnv")),
+            "DeploymentZoneKey": KEY,
+            "ConsistencyStatus": STRING,
+        }
+    ),
+    "Application": obj(
+        {
+            "Key": KEY,
+            "Name": STRING,
+            "Kind": {"type": "string", "enum": ["Mobile", "WebResponsive"]},
+            "Team": STRING,
+            "Description": STRING,
+            "URLPath": STRING,
+            "IsSystem": BOOLEAN,
+            "AppStatusInEnvs": {
+                **array_of(ref("AppStatusInEnv")),
+                "description": "With IncludeEnvStatus (always on GET /environments/{EnvironmentKey}/applications/{ApplicationKey}).",
+            },
+            "AppModules": {**array_of({"type": "object"}), "description": "With IncludeModules: always empty."},
+        },
+        required=["Key", "Name", "Kind", "Team", "Description", "URLPath", "IsSystem"],
+    ),
+    "MobileVersion": obj(
+        {"NativePlatform": STRING, "VersionNumber": STRING, "VersionDescription": STRING},
+        required=[],
+    ),
+    "ApplicationVersion": obj(
+        {
+            "Key": KEY,
+            "ApplicationKey": KEY,
+            "Version": {**STRING, "description": "PEP 440."},
+            "ChangeLog": STRING,
+            "CreatedOn": DATE_TIME,
+            "InUse": BOOLEAN,
+            "MobileVersions": array_of(ref("MobileVersion")),
+            "NativeHash": STRING,
+        }
+    ),
+    "ApplicationVersionCreate": obj(
+        {
+            "Version": {**STRING, "description": "The new version number, PEP 440 (e.g. 1.2.0), never used before."},
+            "ChangeLog": {"type": ["string", "null"]},
+            "MobileVersions": {"type": ["array", "null"], "items": ref("MobileVersion")},
+        },
+        required=["Version"],
+    ),
+    "ApplicationVersionCreated": obj({"ApplicationVersionKey": KEY}),
+    "ApplicationOperation": obj(
+        {
+            "ApplicationKey": KEY,
+            "ApplicationVersionKey": OPTIONAL_KEY,
+            "DeploymentOperation": {**STRING, "description": 'e.g. "Deploy 1.5".'},
+            "DeploymentZoneKey": KEY,
+        }
+    ),
+    "ApplicationOperationCreate": obj(
+        {
+            "ApplicationVersionKey": KEY,
+            "DeploymentZoneKey": {"type": ["string", "null"], "description": '"" or the target\'s zone key.'},
+        },
+        required=["ApplicationVersionKey"],
+    ),
+    "Deployment": obj(
+        {
+            "Key": KEY,
+            "SourceEnvironmentKey": KEY,
+            "TargetEnvironmentKey": KEY,
+            "Notes": STRING,
+            "CreatedOn": DATE_TIME,
+            "CreatedBy": STRING,
+            "CreatedByUsername": STRING,
+            "SavedOn": DATE_TIME,
+            "SavedBy": STRING,
+            "SavedByUsername": STRING,
+            "StartedOn": DATE_TIME,
+            "StartedBy": STRING,
+            "StartedByUsername": STRING,
+            "AbortedOn": DATE_TIME,
+            "AbortedBy": STRING,
+            "AbortedByUsername": STRING,
+            "ApplicationOperations": array_of(ref("ApplicationOperation")),
+        }
+    ),
+    "DeploymentCreate": obj(
+        {
+            "SourceEnvironmentKey": KEY,
+            "TargetEnvironmentKey": KEY,
+            "Notes": {"type": ["string", "null"]},
+            "ApplicationOperations": {"type": ["array", "null"], "items": ref("ApplicationOperationCreate")},
+            "ApplicationVersionKeys": {
+                "type": ["array", "null"],
+                "items": KEY,
+                "description": "The older form, accepted when ApplicationOperations is absent.",
+            },
+        },
+        required=["SourceEnvironmentKey", "TargetEnvironmentKey"],
+    ),
+    "ApplicationToDeploy": obj({"ApplicationKey": KEY, "ApplicationName": STRING, "IsNew": BOOLEAN}),
+    "ApplicationConflict": obj({"Message": STRING}),
+    "DeploymentDetails": obj(
+        {
+            "Deployment": ref("Deployment"),
+            "ApplicationsToDeploy": array_of(ref("ApplicationToDeploy")),
+            "ApplicationsToRedeploy": {**array_of(KEY), "description": "Keys of applications already running there."},
+            "ApplicationConflicts": array_of(ref("ApplicationConflict")),
+            "ModulesToDelete": array_of({"type": "object"}),
+        }
+    ),
+    "DeploymentMessage": obj(
+        {"Instant": DATE_TIME, "Message": STRING, "Type": {"type": "string", "enum": ["Info", "Warning", "Error"]}}
+    ),
+    "DeploymentStatus": obj(
+        {
+            "DeploymentStatus": {"type": "string", "enum": [s.value for s in PlanStatus]},
+            "Info": {
+                "type": "string",
+                "description": "With needs_user_intervention: deployment_prepared, deployment_suspended or "
+                'needs_configuration_or_confirmation; "" otherwise.',
+            },
+            "DeploymentLog": array_of(ref("DeploymentMessage")),
+        }
+    ),
+}
+
+REASONS = {
+    200: "OK.",
+    201: "Created.",
+    202: "Accepted: the status has already moved; poll the status.",
+    204: "No content.",
+    400: "Invalid request; Errors says why.",
+    401: "Missing, unknown or revoked bearer token.",
+    403: "The service account lacks the right on the environment.",
+    404: "Not found.",
+    409: "Already running (a second Continue while one runs).",
+    413: "Request body too large.",
+    500: "Internal error.",
+}
+
+
+def responses(success: dict[int, dict[str, Any] | None], *errors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for code, schema in success.items():
+        out[str(code)] = {"description": REASONS[code]}
+        if schema is not None:
+            out[str(code)]["content"] = {JSON: {"schema": schema}}
+    for code in sorted({401, 500, *errors}):
+        out[str(code)] = {"description": REASONS[code], "content": {JSON: {"schema": ref("Error")}}}
+    return out
+
+
+def path_key(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": KEY}
+
+
+def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+BOOL_QUERY = {"type": "boolean", "description": "True or False, any case."}
+INCLUDE = [
+    query("IncludeModules", BOOL_QUERY, "Accepted; the console has no modules (AppModules is empty)."),
+    query("IncludeEnvStatus", BOOL_QUERY, "Include AppStatusInEnvs."),
+]
+
+
+def body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def operation(op_id: str, summary: str, resp: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"operationId": op_id, "summary": summary, "responses": resp, **extra}
+
+
+ENV, APP, VERSION, PLAN = (
+    path_key("EnvironmentKey"),
+    path_key("ApplicationKey"),
+    path_key("VersionKey"),
+    path_key("DeploymentKey"),
+)
+
+PATHS: dict[str, Any] = {
+    "/environments/": {
+        "get": operation(
+            "Environments_List",
+            "Environments the service account may view, in promotion order.",
+            responses({200: array_of(ref("Environment")), 204: None}),
+        )
+    },
+    "/environments/{EnvironmentKey}/applications/{ApplicationKey}/": {
+        "parameters": [ENV, APP],
+        "get": operation(
+            "Environments_GetRunningApp",
+            "The application as it runs in the environment (404 when it does not run there).",
+            responses({200: ref("Application")}, 400, 403, 404),
+            parameters=INCLUDE,
+        ),
+    },
+    "/environments/{EnvironmentKey}/applications/{ApplicationKey}/versions/": {
+        "parameters": [ENV, APP],
+        "post": operation(
+            "Environments_Applications_Versions_Create",
+            "Tag what runs in the environment as a new version.",
+            responses({201: ref("ApplicationVersionCreated")}, 400, 403, 404, 413),
+            requestBody=body(ref("ApplicationVersionCreate")),
+        ),
+    },
+    "/environments/{EnvironmentKey}/deploymentzones/": {
+        "parameters": [ENV],
+        "get": operation(
+            "Environments_GetDeploymentZones",
+            "The environment's deployment zones (one default zone).",
+            responses({200: array_of(ref("DeploymentZone"))}, 400, 403, 404),
+        ),
+    },
+    "/applications/": {
+        "get": operation(
+            "Applications_List",
+            "Every application of the catalog.",
+            responses({200: array_of(ref("Application")), 204: None}, 400),
+            parameters=INCLUDE,
+        )
+    },
+    "/applications/{ApplicationKey}/": {
+        "parameters": [APP],
+        "get": operation(
+            "Applications_Get",
+            "One application.",
+            responses({200: ref("Application")}, 400, 403, 404),
+            parameters=INCLUDE,
+        ),
+    },
+    "/applications/{ApplicationKey}/versions/": {
+        "parameters": [APP],
+        "get": operation(
+            "Applications_Versions_List",
+            "The application's versions, newest first.",
+            responses({200: array_of(ref("ApplicationVersion")), 204: None}, 400, 403, 404),
+            parameters=[query("MaximumVersionsToReturn", {"type": "integer", "minimum": 0}, "All when absent.")],
+        ),
+    },
+    "/applications/{ApplicationKey}/versions/{VersionKey}/": {
+        "parameters": [APP, VERSION],
+        "get": operation(
+            "Applications_Versions_Get", "One version.", responses({200: ref("ApplicationVersion")}, 403, 404)
+        ),
+    },
+    "/deployments/": {
+        "get": operation(
+            "Deployments_List",
+            "Deployment plans newest first; plans not finished are listed whatever the dates.",
+            responses({200: array_of(ref("Deployment"))}, 400, 403),
+            parameters=[
+                query("MinDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
+                query("MaxDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
+                query("TargetEnvironmentKey", KEY),
+            ],
+        ),
+        "post": operation(
+            "Deployments_Create",
+            "Create a saved deployment plan; the answer is the new key as a JSON string.",
+            responses({201: KEY}, 400, 403, 404, 413),
+            requestBody=body(ref("DeploymentCreate")),
+        ),
+    },
+    "/deployments/{DeploymentKey}/": {
+        "parameters": [PLAN],
+        "get": operation(
+            "Deployments_Get",
+            "The plan, what it deploys and its conflicts.",
+            responses({200: ref("DeploymentDetails")}, 403, 404),
+        ),
+        "delete": operation(
+            "Deployments_Delete",
+            "Delete a saved plan.",
+            responses({204: None}, 400, 403, 404),
+        ),
+    },
+    "/deployments/{DeploymentKey}/start/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Start",
+            "Prepare (two-stage target) or deploy now; 202 once the plan has left saved.",
+            responses({202: None}, 400, 403, 404),
+            parameters=[query("RedeployOutdated", BOOL_QUERY), query("ContinueWithErrors", BOOL_QUERY)],
+        ),
+    },
+    "/deployments/{DeploymentKey}/continue/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Continue",
+            "Continue a prepared plan; 202 once it has left needs_user_intervention, 409 if a Continue runs.",
+            responses({202: None}, 400, 403, 404, 409),
+        ),
+    },
+    "/deployments/{DeploymentKey}/abort/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Abort",
+            "Abort, until Continue executes its first SQL statement.",
+            responses({202: None}, 400, 403, 404),
+        ),
+    },
+    "/deployments/{DeploymentKey}/status/": {
+        "parameters": [PLAN],
+        "get": operation(
+            "Deployments_GetStatus",
+            "Status, Info and the log.",
+            responses({200: ref("DeploymentStatus")}, 403, 404),
+        ),
+    },
+}
+
+
+@functools.cache
+def build(server_url: str = "/lifetimeapi/rest/v2") -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LifeTime console: LifeTime Deployment API v2",
+            "version": "2",
+            "description": "The deployment-plan subset of OutSystems LifeTime's API v2 that CI/CD pipelines use. "
+            "Every path also answers without its trailing slash.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Service account token."}
+            },
+            "schemas": SCHEMAS,
+        },
+        "paths": PATHS,
+    }
+
+
+@require_safe
+def document(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(build())

@@ -1,0 +1,39 @@
+"""Every path answers with and without a trailing slash, without a redirect (a redirect breaks POST)."""
+
+from django.urls import re_path
+
+from deployments.api import openapi, views
+
+app_name = "lifetimeapi"
+
+KEY = r"[^/]+"
+
+urlpatterns = [
+    re_path(r"^openapi\.json$", openapi.document, name="openapi"),
+    re_path(r"^environments/?$", views.environment_list, name="environments"),
+    re_path(
+        rf"^environments/(?P<env_key>{KEY})/applications/(?P<app_key>{KEY})/?$",
+        views.environment_application,
+        name="environment_application",
+    ),
+    re_path(
+        rf"^environments/(?P<env_key>{KEY})/applications/(?P<app_key>{KEY})/versions/?$",
+        views.tag_version,
+        name="tag_version",
+    ),
+    re_path(rf"^environments/(?P<env_key>{KEY})/deploymentzones/?$", views.deployment_zones, name="deployment_zones"),
+    re_path(r"^applications/?$", views.application_list, name="applications"),
+    re_path(rf"^applications/(?P<app_key>{KEY})/?$", views.application_detail, name="application"),
+    re_path(rf"^applications/(?P<app_key>{KEY})/versions/?$", views.application_versions, name="application_versions"),
+    re_path(
+        rf"^applications/(?P<app_key>{KEY})/versions/(?P<version_key>{KEY})/?$",
+        views.application_version,
+        name="application_version",
+    ),
+    re_path(r"^deployments/?$", views.deployments, name="deployments"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/?$", views.deployment, name="deployment"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/start/?$", views.deployment_start, name="deployment_start"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/continue/?$", views.deployment_continue, name="deployment_continue"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/abort/?$", views.deployment_abort, name="deployment_abort"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/status/?$", views.deployment_status, name="deployment_status"),
+]

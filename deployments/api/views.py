@@ -1,0 +1,440 @@
+"""The API's views: parse the request, check the right, call a service or a query, serialize.
+
+Rights are the console's (environments.access): view on an environment to read about it, deploy
+on the target to create, start, continue, abort or delete a plan, or to tag a version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from packaging.version import InvalidVersion, Version
+
+from deployments import plans, tagging, transitions
+from deployments.api import serializers
+from deployments.api.auth import endpoint
+from deployments.api.errors import ApiError, json_body
+from deployments.models import (
+    Application,
+    ApplicationVersion,
+    DeploymentPlan,
+    MobilePackage,
+    PlanOperation,
+    PlanStatus,
+    RunningVersion,
+)
+from environments import access
+from environments.models import AccessLevel, Environment
+
+NOT_FINISHED = (PlanStatus.SAVED, *transitions.HOLDING)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def flag(request: HttpRequest, name: str, default: bool = False) -> bool:
+    """Query booleans arrive as True/False (capitalised, from .NET clients): any case is accepted."""
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise ApiError(400, f"{name} must be True or False, not {raw!r}.")
+
+
+def day(request: HttpRequest, name: str) -> dt.date | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    # fromisoformat alone would also take 20240501 or 2024-W18-3.
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise ApiError(400, f"{name} must be a date written YYYY-MM-DD, not {raw!r}.")
+
+
+def parse_key(raw: Any, what: str, *, status: int = 404) -> uuid.UUID:
+    """A key from the path (404 when it cannot be one) or from a body (400)."""
+    if isinstance(raw, str):
+        try:
+            return uuid.UUID(raw.strip())
+        except ValueError:
+            pass
+    if status == 404:
+        raise ApiError(404, f"No {what} with key {raw!r}.")
+    raise ApiError(status, f"{what[0].upper()}{what[1:]} key {raw!r} is not a key (a UUID).")
+
+
+def environment_or_404(raw: str, *, status: int = 404, missing: int = 404) -> Environment:
+    """``status`` answers a malformed key, ``missing`` an unknown one."""
+    env_key = parse_key(raw, "environment", status=status)
+    environment = Environment.objects.filter(key=env_key).first()
+    if environment is None:
+        raise ApiError(missing, f"No environment with key {str(env_key)!r}.")
+    return environment
+
+
+def application_or_404(raw: str) -> Application:
+    app_key = parse_key(raw, "application")
+    application = Application.objects.filter(key=app_key).first()
+    if application is None:
+        raise ApiError(404, f"No application with key {str(app_key)!r}.")
+    return application
+
+
+def plan_or_404(request: HttpRequest, raw: str, *, level: int = AccessLevel.VIEW) -> DeploymentPlan:
+    plan_key = parse_key(raw, "deployment")
+    plan = DeploymentPlan.objects.select_related("source", "target").filter(key=plan_key).first()
+    if plan is None:
+        raise ApiError(404, f"No deployment with key {str(plan_key)!r}.")
+    access.require(request.user, plan.target, level)
+    return plan
+
+
+def viewable_environment_ids(request: HttpRequest) -> list[int]:
+    return [pk for pk, level in access.levels_for(request.user).items() if level >= AccessLevel.VIEW]
+
+
+def require_some_view(request: HttpRequest) -> list[int]:
+    """Applications are not per environment: reading them needs the view right somewhere."""
+    ids = viewable_environment_ids(request)
+    if not ids:
+        raise ApiError(403, "The service account has no right on any environment.")
+    return ids
+
+
+def no_content() -> HttpResponse:
+    return HttpResponse(status=204)
+
+
+def accepted() -> HttpResponse:
+    # LifeTime answers 202 with an empty body; clients look at the code only.
+    return HttpResponse(status=202)
+
+
+# --- environments --------------------------------------------------------------------------
+
+
+@endpoint("GET")
+def environment_list(request: HttpRequest) -> HttpResponse:
+    environments = (
+        Environment.objects.filter(pk__in=viewable_environment_ids(request))
+        .annotate(frontend_count=Count("frontends", filter=Q(frontends__enabled=True)))
+        .order_by("order")
+    )
+    data = [
+        serializers.environment(
+            env,
+            frontends=env.frontend_count,
+            details_url=request.build_absolute_uri(reverse("environments:detail", args=[env.key])),
+        )
+        for env in environments
+    ]
+    return JsonResponse(data, safe=False) if data else no_content()
+
+
+def _statuses(application: Application, environment_ids: list[int]) -> list[dict[str, Any]]:
+    running = (
+        RunningVersion.objects.filter(application=application, environment_id__in=environment_ids)
+        .select_related("environment", "version", "application")
+        .order_by("environment__order")
+    )
+    packages = _mobile_packages([application.pk], environment_ids)
+    return [
+        serializers.app_status_in_env(rv, packages=packages.get((rv.application_id, rv.environment_id), []))
+        for rv in running
+    ]
+
+
+def _mobile_packages(app_ids: list[int], environment_ids: list[int]) -> dict[tuple[int, int], list[MobilePackage]]:
+    found: dict[tuple[int, int], list[MobilePackage]] = {}
+    for package in MobilePackage.objects.filter(application_id__in=app_ids, environment_id__in=environment_ids):
+        found.setdefault((package.application_id, package.environment_id), []).append(package)
+    return found
+
+
+@endpoint("GET")
+def environment_application(request: HttpRequest, env_key: str, app_key: str) -> HttpResponse:
+    # Whatever IncludeEnvStatus says, this environment's entry is there: clients read the running
+    # version from it. The flag is still checked, as everywhere.
+    flag(request, "IncludeEnvStatus")
+    include_modules = flag(request, "IncludeModules")
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    application = application_or_404(app_key)
+    statuses = _statuses(application, [environment.pk])
+    if not statuses:
+        raise ApiError(404, f"{application.name} does not run in {environment.name}.")
+    return JsonResponse(serializers.application(application, statuses=statuses, include_modules=include_modules))
+
+
+@endpoint("GET")
+def deployment_zones(request: HttpRequest, env_key: str) -> HttpResponse:
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    return JsonResponse([serializers.deployment_zone(environment)], safe=False)
+
+
+@endpoint("POST")
+def tag_version(request: HttpRequest, env_key: str, app_key: str) -> HttpResponse:
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.DEPLOY)
+    application = application_or_404(app_key)
+    body = json_body(request)
+    version, change_log = body.get("Version"), body.get("ChangeLog", "")
+    if not isinstance(version, str) or not version.strip():
+        raise ApiError(400, "Version is required: the new version number, e.g. 1.2.0.")
+    if change_log is None:
+        change_log = ""
+    if not isinstance(change_log, str):
+        raise ApiError(400, "ChangeLog must be a string.")
+    mobile_versions = body.get("MobileVersions")
+    if mobile_versions is not None and not isinstance(mobile_versions, list):
+        raise ApiError(400, "MobileVersions must be a list or null.")
+    try:
+        tagged = tagging.tag_running_version(
+            actor=request.user,
+            environment=environment,
+            application=application,
+            version=version.strip(),
+            change_log=change_log,
+        )
+    except tagging.NotRunning as exc:
+        raise ApiError(404, str(exc)) from None
+    except tagging.TagRefused as exc:
+        raise ApiError(400, str(exc)) from None
+    return JsonResponse({"ApplicationVersionKey": serializers.key(tagged.key)}, status=201)
+
+
+# --- applications --------------------------------------------------------------------------
+
+
+@endpoint("GET")
+def application_list(request: HttpRequest) -> HttpResponse:
+    include_env_status = flag(request, "IncludeEnvStatus")
+    include_modules = flag(request, "IncludeModules")
+    env_ids = viewable_environment_ids(request)
+    if not env_ids:
+        return no_content()
+    applications = list(Application.objects.order_by("name"))
+    statuses: dict[int, list[dict[str, Any]]] = {app.pk: [] for app in applications}
+    if include_env_status:
+        packages = _mobile_packages([app.pk for app in applications], env_ids)
+        running = (
+            RunningVersion.objects.filter(environment_id__in=env_ids)
+            .select_related("environment", "version", "application")
+            .order_by("environment__order")
+        )
+        for rv in running:
+            statuses.setdefault(rv.application_id, []).append(
+                serializers.app_status_in_env(rv, packages=packages.get((rv.application_id, rv.environment_id), []))
+            )
+    data = [
+        serializers.application(
+            app, statuses=statuses[app.pk] if include_env_status else None, include_modules=include_modules
+        )
+        for app in applications
+    ]
+    return JsonResponse(data, safe=False) if data else no_content()
+
+
+@endpoint("GET")
+def application_detail(request: HttpRequest, app_key: str) -> HttpResponse:
+    include_env_status = flag(request, "IncludeEnvStatus")
+    include_modules = flag(request, "IncludeModules")
+    env_ids = require_some_view(request)
+    application = application_or_404(app_key)
+    statuses = _statuses(application, env_ids) if include_env_status else None
+    return JsonResponse(serializers.application(application, statuses=statuses, include_modules=include_modules))
+
+
+def _versions_in_use(versions: list[ApplicationVersion]) -> set[int]:
+    """LifeTime's InUse: running somewhere, or part of a deployment plan."""
+    ids = [v.pk for v in versions]
+    used = set(RunningVersion.objects.filter(version_id__in=ids).values_list("version_id", flat=True))
+    used |= set(PlanOperation.objects.filter(version_id__in=ids).values_list("version_id", flat=True))
+    return used
+
+
+@endpoint("GET")
+def application_versions(request: HttpRequest, app_key: str) -> HttpResponse:
+    raw_limit = request.GET.get("MaximumVersionsToReturn", "")
+    limit: int | None = None
+    if raw_limit != "":
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise ApiError(400, f"MaximumVersionsToReturn must be a whole number, not {raw_limit!r}.") from None
+        if limit < 0:
+            raise ApiError(400, "MaximumVersionsToReturn cannot be negative.")
+    require_some_view(request)
+    application = application_or_404(app_key)
+    versions = list(application.versions.select_related("application"))
+    # Newest first as clients compare them: by version number, then by creation.
+    versions.sort(key=lambda v: (_version_order(v.version), v.created_at), reverse=True)
+    if limit is not None:
+        versions = versions[:limit]
+    if not versions:
+        return no_content()
+    in_use = _versions_in_use(versions)
+    return JsonResponse(
+        [serializers.application_version(v, in_use=v.pk in in_use) for v in versions],
+        safe=False,
+    )
+
+
+def _version_order(text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return Version("0")
+
+
+@endpoint("GET")
+def application_version(request: HttpRequest, app_key: str, version_key: str) -> HttpResponse:
+    require_some_view(request)
+    application = application_or_404(app_key)
+    wanted = parse_key(version_key, "application version")
+    version = application.versions.select_related("application").filter(key=wanted).first()
+    if version is None:
+        raise ApiError(404, f"{application.name} has no version with key {str(wanted)!r}.")
+    return JsonResponse(serializers.application_version(version, in_use=version.pk in _versions_in_use([version])))
+
+
+# --- deployments ---------------------------------------------------------------------------
+
+
+def _plans() -> QuerySet[DeploymentPlan]:
+    return DeploymentPlan.objects.select_related(
+        "source", "target", "created_by", "started_by", "aborted_by"
+    ).prefetch_related(
+        Prefetch("operations", queryset=PlanOperation.objects.select_related("application", "version").order_by("id"))
+    )
+
+
+@endpoint("GET", "POST")
+def deployments(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _create_deployment(request)
+    min_date, max_date = day(request, "MinDate"), day(request, "MaxDate")
+    if min_date and max_date and min_date > max_date:
+        raise ApiError(400, "MinDate is after MaxDate.")
+    env_ids = viewable_environment_ids(request)
+    target_raw = request.GET.get("TargetEnvironmentKey", "")
+    qs = _plans().filter(target_id__in=env_ids)
+    if target_raw:
+        target = environment_or_404(target_raw, status=400, missing=400)
+        access.require(request.user, target, AccessLevel.VIEW)
+        qs = qs.filter(target=target)
+    if min_date or max_date:
+        dated = Q()
+        if min_date:
+            dated &= Q(created_at__date__gte=min_date)
+        if max_date:
+            dated &= Q(created_at__date__lte=max_date)
+        # A plan prepared on Friday must still be found on Monday, whatever window the client asks for.
+        qs = qs.filter(dated | Q(status__in=NOT_FINISHED))
+    qs = qs.order_by("-created_at", "-id")
+    return JsonResponse([serializers.deployment(plan) for plan in qs], safe=False)
+
+
+def _create_deployment(request: HttpRequest) -> HttpResponse:
+    body = json_body(request)
+    for name in ("SourceEnvironmentKey", "TargetEnvironmentKey"):
+        if not body.get(name):
+            raise ApiError(400, f"{name} is required.")
+    source = environment_or_404(body["SourceEnvironmentKey"], status=400)
+    target = environment_or_404(body["TargetEnvironmentKey"], status=400)
+    # The right comes before the contents: a token without deploy learns nothing more.
+    access.require(request.user, target, AccessLevel.DEPLOY)
+    access.require(request.user, source, AccessLevel.VIEW)
+    notes = body.get("Notes") or ""
+    if not isinstance(notes, str):
+        raise ApiError(400, "Notes must be a string.")
+    operations = [plans.Operation(version.application, version) for version in _versions_to_deploy(body, target)]
+    if not operations:
+        raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
+    plan = plans.create_plan(actor=request.user, source=source, target=target, operations=operations, notes=notes)
+    # LifeTime answers the bare key; a JSON string is what every client parses.
+    response = JsonResponse(serializers.key(plan.key), status=201, safe=False)
+    response["Location"] = reverse("lifetimeapi:deployment", args=[serializers.key(plan.key)])
+    return response
+
+
+def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[ApplicationVersion]:
+    if "ApplicationOperations" in body and body["ApplicationOperations"] is not None:
+        operations = body["ApplicationOperations"]
+        if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+            raise ApiError(400, "ApplicationOperations must be a list of {ApplicationVersionKey, DeploymentZoneKey}.")
+        zone = serializers.default_zone_key(target)
+        for op in operations:
+            zone_key = op.get("DeploymentZoneKey")
+            if zone_key not in (None, "") and str(zone_key).lower() != zone:
+                raise ApiError(400, f"Deployment zone {zone_key!r} is not a zone of {target.name}.")
+        raw_keys = [op.get("ApplicationVersionKey") for op in operations]
+    elif "ApplicationVersionKeys" in body and body["ApplicationVersionKeys"] is not None:
+        raw_keys = body["ApplicationVersionKeys"]
+        if not isinstance(raw_keys, list):
+            raise ApiError(400, "ApplicationVersionKeys must be a list of keys.")
+    else:
+        raise ApiError(400, "ApplicationOperations is required.")
+    keys = [parse_key(raw, "application version", status=400) for raw in raw_keys]
+    found = {v.key: v for v in ApplicationVersion.objects.select_related("application").filter(key__in=keys)}
+    missing = [str(k) for k in keys if k not in found]
+    if missing:
+        raise ApiError(400, "No application version with key " + ", ".join(repr(k) for k in missing) + ".")
+    return [found[k] for k in keys]
+
+
+@endpoint("GET", "DELETE")
+def deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
+    if request.method == "DELETE":
+        plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+        plans.delete_plan(actor=request.user, plan=plan)
+        return no_content()
+    plan = plan_or_404(request, plan_key)
+    plan = _plans().get(pk=plan.pk)
+    running = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=plan.target)}
+    conflicts = plans.validate_plan(plan).errors if plan.status == PlanStatus.SAVED else []
+    return JsonResponse(serializers.deployment_details(plan, running=running, conflicts=conflicts))
+
+
+@endpoint("POST")
+def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
+    # Accepted for compatibility; the console always redeploys what the plan lists and stops on errors.
+    flag(request, "RedeployOutdated")
+    flag(request, "ContinueWithErrors")
+    plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+    plans.start_plan(actor=request.user, plan=plan)
+    return accepted()
+
+
+@endpoint("POST", conflict_is_409=True)
+def deployment_continue(request: HttpRequest, plan_key: str) -> HttpResponse:
+    plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+    plans.continue_plan(actor=request.user, plan=plan)
+    return accepted()
+
+
+@endpoint("POST")
+def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
+    plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+    plans.abort_plan(actor=request.user, plan=plan, reason="Abort (API)")
+    return accepted()
+
+
+@endpoint("GET")
+def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
+    plan = plan_or_404(request, plan_key)
+    return JsonResponse(serializers.deployment_status(plan, log=list(plan.log_lines.order_by("seq"))))
