@@ -85,6 +85,7 @@ def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environme
                     "window_start": dt.time(2, 0) if two_stage else None,
                     "window_minutes": 120 if two_stage else None,
                     "window_timezone": settings.TIME_ZONE,
+                    "enforce_window": two_stage,
                     "prepared_plan_ttl_hours": 96,
                 },
                 app_db_dsn=dsn,
@@ -181,7 +182,7 @@ def seed_deployments(*, envs: dict[str, Environment], versions, log=print, timeo
         while time.monotonic() < deadline:
             plan = DeploymentPlan.objects.get(pk=plan.pk)
             if plans.is_prepared(plan):
-                plans.continue_plan(actor=admin, plan=plan)
+                plans.continue_plan(actor=admin, plan=plan, override_reason="Demo baseline")
             elif plan.status in transitions.FINAL:
                 break
             time.sleep(1)

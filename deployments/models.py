@@ -169,6 +169,11 @@ class DeploymentPlan(models.Model):
     # What Prepare saw of the target, to invalidate the plan if the target changes before Continue.
     prepared_snapshot = models.JSONField(default=dict, blank=True)
     point_of_no_return_at = models.DateTimeField(null=True, blank=True)
+    # Continue at a set time (the window's start, say), by whoever scheduled it.
+    continue_scheduled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    continue_scheduled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     log_seq = models.PositiveIntegerField(default=0)
 
     class Meta:

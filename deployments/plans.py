@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -50,6 +51,10 @@ class PlanInvalid(PlanRefused):
 
 class AlreadyRunning(PlanRefused):
     """Somebody pressed the same button first (409 in the API)."""
+
+
+class OutsideWindow(PlanRefused):
+    """The target refuses Continue outside its deployment window unless a reason is given."""
 
 
 __all__ = ["AlreadyRunning", "PlanInvalid", "PlanRefused", "TargetHeld", "TransitionLost"]
@@ -347,10 +352,31 @@ def start_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
         )
 
 
-def continue_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
-    """Continue Deployment of a prepared (or suspended) plan."""
+def _window_sentence(target: Environment, now) -> str:
+    window = target.window_at(now)
+    if window is None:
+        return f"{target.name} has no deployment window"
+    start = timezone.localtime(window[0], window[0].tzinfo)
+    return f"{target.name}'s window ({target.window_label()}) opens {start:%a %Y-%m-%d %H:%M %Z}"
+
+
+def continue_plan(*, actor: Any, plan: DeploymentPlan, override_reason: str = "") -> DeploymentPlan:
+    """Continue Deployment of a prepared (or suspended) plan.
+
+    Outside the target's deployment window: refused when the target enforces its window, unless
+    ``override_reason`` says why (kept in the audit trail); otherwise a warning in the plan's log.
+    """
     _require(actor, plan.target, AccessLevel.DEPLOY)
     plan.refresh_from_db()
+    target = plan.target
+    now = timezone.now()
+    outside = target.has_window and not target.window_open(now)
+    override_reason = (override_reason or "").strip()
+    if outside and target.enforce_window and not override_reason and plan.status == S.NEEDS_USER_INTERVENTION:
+        raise OutsideWindow(
+            f"Outside the deployment window: {_window_sentence(target, now)}. "
+            "Schedule Continue for the window, or give a reason to continue now."
+        )
     if plan.status in {S.RUNNING, S.ABORTING}:
         raise AlreadyRunning("The deployment is already running.")
     if plan.status != S.NEEDS_USER_INTERVENTION:
@@ -360,16 +386,131 @@ def continue_plan(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
     problems = check_still_valid(plan)
     if problems:
         raise PlanRefused("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
-    return _run_stage(
-        plan,
-        expected=S.NEEDS_USER_INTERVENTION,
-        kind=StageKind.CONTINUE,
-        actor=actor,
-        reason="Continue Deployment",
-        audit_action="plan.continued",
-        refused="there is nothing to continue.",
-        fields={"continued_at": timezone.now(), "continued_by": _user(actor)},
+    with transaction.atomic():
+        _run_stage(
+            plan,
+            expected=S.NEEDS_USER_INTERVENTION,
+            kind=StageKind.CONTINUE,
+            actor=actor,
+            reason="Continue Deployment"
+            + (f" outside the window: {override_reason}" if outside and override_reason else ""),
+            audit_action="plan.continued",
+            refused="there is nothing to continue.",
+            fields={
+                "continued_at": now,
+                "continued_by": _user(actor),
+                "continue_scheduled_at": None,
+                "continue_scheduled_by": None,
+            },
+        )
+        if outside:
+            from deployments.stages.log import append_log
+
+            append_log(
+                plan,
+                "warning",
+                f"Continued outside the deployment window ({_window_sentence(target, now)})"
+                + (f": {override_reason}" if override_reason else "."),
+            )
+            if override_reason:
+                audit.record(
+                    actor=actor,
+                    action="plan.window_overridden",
+                    object_type="plan",
+                    object_key=plan.key,
+                    object_label=str(plan),
+                    environment_key=target.key,
+                    message=override_reason,
+                )
+    return plan
+
+
+def schedule_continue(*, actor: Any, plan: DeploymentPlan, at=None) -> DeploymentPlan:
+    """Continue a prepared plan at ``at`` (default: the start of the target's next window)."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    plan.refresh_from_db()
+    if not is_prepared(plan):
+        raise PlanRefused("Only a prepared plan can have its Continue scheduled.")
+    now = timezone.now()
+    if at is None:
+        window = plan.target.window_at(now)
+        if window is None:
+            raise PlanRefused(f"{plan.target.name} has no deployment window: choose a time.")
+        if window[0] <= now:
+            raise PlanRefused("The deployment window is open now: Continue Deployment.")
+        at = window[0]
+    if at <= now:
+        raise PlanRefused("Choose a time in the future.")
+    if plan.target.enforce_window and plan.target.has_window and not plan.target.window_open(at):
+        raise OutsideWindow(
+            f"{timezone.localtime(at):%Y-%m-%d %H:%M} is outside {plan.target.name}'s deployment window."
+        )
+    expires = plan.prepared_at + timezone.timedelta(hours=plan.target.prepared_plan_ttl_hours)
+    if at >= expires:
+        raise PlanRefused(
+            f"The prepared plan expires at {timezone.localtime(expires):%Y-%m-%d %H:%M}: choose an earlier time."
+        )
+    with transaction.atomic():
+        moved = DeploymentPlan.objects.filter(pk=plan.pk, status=S.NEEDS_USER_INTERVENTION, info=INFO_PREPARED).update(
+            continue_scheduled_at=at, continue_scheduled_by=_user(actor)
+        )
+        if not moved:
+            raise PlanRefused("The plan moved on meanwhile: reload and try again.")
+        from deployments.stages.log import append_log
+
+        who = getattr(actor, "username", "system")
+        append_log(plan, "info", f"Continue scheduled for {timezone.localtime(at):%Y-%m-%d %H:%M %Z} by {who}.")
+        audit.record(
+            actor=actor,
+            action="plan.continue_scheduled",
+            object_type="plan",
+            object_key=plan.key,
+            object_label=str(plan),
+            environment_key=plan.target.key,
+            changes={"continue_at": [None, at.isoformat()]},
+        )
+    plan.refresh_from_db()
+    return plan
+
+
+def cancel_scheduled_continue(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    with transaction.atomic():
+        moved = DeploymentPlan.objects.filter(pk=plan.pk, continue_scheduled_at__isnull=False).update(
+            continue_scheduled_at=None, continue_scheduled_by=None
+        )
+        if moved:
+            from deployments.stages.log import append_log
+
+            append_log(plan, "info", f"Scheduled Continue cancelled by {getattr(actor, 'username', 'system')}.")
+            _audit(actor, "plan.continue_unscheduled", plan)
+    plan.refresh_from_db()
+    return plan
+
+
+def run_scheduled_continues(*, now=None) -> list[DeploymentPlan]:
+    """Continue the prepared plans whose time has come, as the user who scheduled them."""
+    from deployments.stages.log import append_log
+
+    now = now or timezone.now()
+    started = []
+    due = DeploymentPlan.objects.select_related("target", "continue_scheduled_by").filter(
+        status=S.NEEDS_USER_INTERVENTION, info=INFO_PREPARED, continue_scheduled_at__lte=now
     )
+    for plan in due:
+        actor = plan.continue_scheduled_by
+        # Claim the schedule first: a second beat (or a slow one) never continues twice.
+        if not DeploymentPlan.objects.filter(pk=plan.pk, continue_scheduled_at__isnull=False).update(
+            continue_scheduled_at=None
+        ):
+            continue
+        try:
+            continue_plan(actor=actor, plan=plan)
+        except (PlanRefused, PermissionDenied, TargetHeld) as exc:
+            append_log(plan, "error", f"The scheduled Continue did not start: {exc}")
+            continue
+        started.append(plan)
+    return started
 
 
 def prepare_again(*, actor: Any, plan: DeploymentPlan) -> DeploymentPlan:

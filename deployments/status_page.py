@@ -180,6 +180,9 @@ def _settled_context(plan: DeploymentPlan, generated: list[GeneratedSql], fronte
             .order_by("application__name")
         ),
         "estimate": progress.continue_estimate(plan, generated, frontends) if plans.is_prepared(plan) else None,
+        "outside_enforced_window": (
+            plan.target.enforce_window and plan.target.has_window and not plan.target.window_open()
+        ),
     }
 
 

@@ -46,3 +46,10 @@ def warn_expiring_plans() -> int:
     from deployments.notifications import warn_expiring_plans as warn
 
     return warn()
+
+
+@shared_task(name="deployments.tasks.run_scheduled_continues")
+def run_scheduled_continues() -> list[str]:
+    from deployments.plans import run_scheduled_continues as run
+
+    return [str(plan.key) for plan in run()]

@@ -19,6 +19,12 @@ urlpatterns = [
     path("plans/<uuid:key>/start/", views.plan_start, name="plan_start"),
     path("plans/<uuid:key>/continue/", views.plan_continue, name="plan_continue"),
     path("plans/<uuid:key>/continue-later/", views.plan_continue_later, name="plan_continue_later"),
+    path("plans/<uuid:key>/schedule-continue/", views.plan_schedule_continue, name="plan_schedule_continue"),
+    path(
+        "plans/<uuid:key>/cancel-scheduled-continue/",
+        views.plan_cancel_scheduled_continue,
+        name="plan_cancel_scheduled_continue",
+    ),
     path("plans/<uuid:key>/abort/", views.plan_abort, name="plan_abort"),
     path("plans/<uuid:key>/delete/", views.plan_delete, name="plan_delete"),
     path("plans/<uuid:key>/retry/", views.plan_retry, name="plan_retry"),

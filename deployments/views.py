@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deployments import plans, selectors, status_page, transitions
@@ -219,7 +220,39 @@ def plan_start(request: HttpRequest, key) -> HttpResponse:
 @login_required
 @require_POST
 def plan_continue(request: HttpRequest, key) -> HttpResponse:
-    return _act(request, key, plans.continue_plan, "Continuing the deployment.")
+    reason = request.POST.get("reason", "")[:500]
+
+    def act(*, actor, plan):
+        return plans.continue_plan(actor=actor, plan=plan, override_reason=reason)
+
+    return _act(request, key, act, "Continuing the deployment.")
+
+
+@login_required
+@require_POST
+def plan_schedule_continue(request: HttpRequest, key) -> HttpResponse:
+    """Continue at the window's start, or at the time given (server time zone)."""
+    raw = (request.POST.get("at") or "").strip()
+    at = None
+    if raw:
+        from django.utils.dateparse import parse_datetime
+
+        parsed = parse_datetime(raw)
+        if parsed is None:
+            messages.error(request, f"{raw!r} is not a date and time.")
+            return redirect("deployments:plan", key=key)
+        at = timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+    def act(*, actor, plan):
+        return plans.schedule_continue(actor=actor, plan=plan, at=at)
+
+    return _act(request, key, act, "Continue scheduled.")
+
+
+@login_required
+@require_POST
+def plan_cancel_scheduled_continue(request: HttpRequest, key) -> HttpResponse:
+    return _act(request, key, plans.cancel_scheduled_continue, "Scheduled Continue cancelled.")
 
 
 @login_required

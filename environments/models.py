@@ -43,6 +43,11 @@ class Environment(models.Model):
     window_start = models.TimeField(null=True, blank=True)
     window_minutes = models.PositiveIntegerField(null=True, blank=True)
     window_timezone = models.CharField(max_length=64, default="UTC")
+    enforce_window = models.BooleanField(
+        "Refuse Continue outside the window",
+        default=False,
+        help_text="Continue outside the deployment window then needs a reason, kept in the audit trail.",
+    )
     prepared_plan_ttl_hours = models.PositiveIntegerField(
         default=96, help_text="A prepared plan not continued within this time expires and frees the environment."
     )
@@ -83,6 +88,11 @@ class Environment(models.Model):
         start = self.window_start
         end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=self.window_minutes)).time()
         return f"{start:%H:%M}–{end:%H:%M} {self.window_timezone}, {days}"
+
+    def window_open(self, moment: dt.datetime | None = None) -> bool:
+        moment = moment or timezone.now()
+        window = self.window_at(moment)
+        return window is not None and window[0] <= moment < window[1]
 
     def window_at(self, moment: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime] | None:
         """The window open at ``moment``, else the next one: (start, end), aware datetimes."""

@@ -27,6 +27,7 @@ ENVIRONMENT_FIELDS = (
     "window_start",
     "window_minutes",
     "window_timezone",
+    "enforce_window",
     "prepared_plan_ttl_hours",
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",

@@ -237,6 +237,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("STAGE_REAP_SECONDS", 10)),
     },
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
+    "run-scheduled-continues": {"task": "deployments.tasks.run_scheduled_continues", "schedule": 15.0},
     "warn-expiring-plans": {"task": "deployments.tasks.warn_expiring_plans", "schedule": 300.0},
     # The environment board shows each front-end agent's last answer.
     "refresh-frontend-reports": {"task": "environments.tasks.refresh_frontend_reports", "schedule": 30.0},
