@@ -134,6 +134,7 @@ $PY scripts/ensure_database.py
 if [ "$FOR_TESTS" -eq 0 ]; then
   say "migrating $PG_DB"
   $PY manage.py migrate --noinput -v 0
-  $PY manage.py collectstatic --noinput -v 0
 fi
+# whitenoise serves from STATIC_ROOT (tests' pages too).
+$PY manage.py collectstatic --noinput -v 0
 say "PostgreSQL $PG_HOST:$PG_PORT and Redis $RD_HOST:$RD_PORT ready"
