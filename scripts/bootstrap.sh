@@ -11,6 +11,8 @@ FOR_TESTS=0
 [ "${1:-}" = "--for-tests" ] && FOR_TESTS=1
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
+# Only manage.py migrate/collectstatic run here: development keys are fine unless real ones are set.
+export LIFETIME_DEV="${LIFETIME_DEV:-true}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 DATA="$ROOT/.data"
 mkdir -p "$DATA" "$ROOT/var"
