@@ -1,12 +1,14 @@
 """Status pages under many viewers: 10,000 plans in the history, a running plan with 2,000 log
-lines still growing, 200 viewers polling every 2 s (locust, headless, bounded in time) against
-gunicorn (2 workers x 4 threads) on loopback.
+lines still growing, 200 viewers polling every 2 s against gunicorn (lifetime/gunicorn_conf.py:
+2 workers x 4 threads) on loopback, bounded in time. The viewers are wrk threads driven by
+benchmarks/status_viewers.lua (``apt-get install wrk``), or locust with ``--tool locust``.
 
     LIFETIME_DEV=true REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python benchmarks/bench_status_pages.py [--users 200 --seconds 60]
 
 Uses its own database (``lifetime_status_bench`` unless BENCH_DATABASE_URL says otherwise),
 seeded once through the project's services and kept for the next run. Prints p50/p95 per page,
-errors and the share of 304 answers, as a Markdown table for benchmarks/README.md.
+the ramp apart from the steady state, errors and the share of 304 answers, as a Markdown table
+for benchmarks/README.md.
 """
 
 from __future__ import annotations
