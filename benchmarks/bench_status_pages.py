@@ -1,12 +1,14 @@
 """Status pages under many viewers: 10,000 plans in the history, a running plan with 2,000 log
-lines still growing, 200 viewers polling every 2 s (locust, headless, bounded in time) against
-gunicorn (2 workers x 4 threads) on loopback.
+lines still growing, 200 viewers polling every 2 s against gunicorn (lifetime/gunicorn_conf.py:
+2 workers x 4 threads) on loopback, bounded in time. The viewers are wrk threads driven by
+benchmarks/status_viewers.lua (``apt-get install wrk``), or locust with ``--tool locust``.
 
     LIFETIME_DEV=true REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python benchmarks/bench_status_pages.py [--users 200 --seconds 60]
 
 Uses its own database (``lifetime_status_bench`` unless BENCH_DATABASE_URL says otherwise),
 seeded once through the project's services and kept for the next run. Prints p50/p95 per page,
-errors and the share of 304 answers, as a Markdown table for benchmarks/README.md.
+the ramp apart from the steady state, errors and the share of 304 answers, as a Markdown table
+for benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import csv
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import User  # noqa: E402
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from deployments import catalog  # noqa: E402
 from deployments.models import DeploymentPlan, PlanStatus, StageKind  # noqa: E402
@@ -155,88 +159,73 @@ def keep_writing(plan: DeploymentPlan, stop: threading.Event, every_s: float) ->
     return written
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument(
-        "--write-every", type=float, default=1.0, help="seconds between two log lines of the running plan"
-    )
-    options = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    print("seeding (kept for the next run)...", flush=True)
-    plan = seed()
-    print(f"{DeploymentPlan.objects.count()} plans; running plan {plan.key} with {plan.log_lines.count()} log lines")
-    port = free_port()
-    env = {**os.environ, "DB_CONN_MAX_AGE": "60"}
-    gunicorn = subprocess.Popen(
+def wait_until_up(port: int) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not answer /healthz")
+
+
+def run_wrk(options: argparse.Namespace, port: int, viewer_env: dict[str, str]) -> None:
+    """One wrk thread per viewer (its own connection and Lua state: its own cursor and ETag)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (or run with --tool locust)")
+    subprocess.run(
         [
-            str(BIN / "gunicorn"),
-            "lifetime.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            # Longer than the 2 s between two polls: otherwise gunicorn closes the idle connection
-            # just as the viewer sends its next poll on it (connection reset by peer).
-            "--keep-alive",
-            "10",
-            "--log-level",
-            "warning",
+            wrk,
+            "-t",
+            str(options.users),
+            "-c",
+            str(options.users),
+            "-d",
+            f"{options.seconds}s",
+            # wrk counts an answer slower than its timeout (2 s by default) as an error: keep the
+            # slow ones in the latency figures instead.
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "benchmarks" / "status_viewers.lua"),
+            f"http://127.0.0.1:{port}",
         ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
+        env={**os.environ, **viewer_env, "BENCH_RAMP_MS": str(int(options.ramp * 1000))},
+        check=True,
+        timeout=options.seconds + 60,
     )
-    stop = threading.Event()
+
+
+def run_locust(options: argparse.Namespace, port: int, viewer_env: dict[str, str]) -> None:
     work = tempfile.mkdtemp(prefix="bench-status-")
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        writer = threading.Thread(target=keep_writing, args=(plan, stop, options.write_every), daemon=True)
-        writer.start()
-        codes_file = Path(work) / "codes.json"
-        subprocess.run(
-            [
-                str(BIN / "locust"),
-                "-f",
-                str(ROOT / "benchmarks" / "locustfile_status.py"),
-                "--headless",
-                "-u",
-                str(options.users),
-                "-r",
-                str(max(1, options.users // 10)),
-                "-t",
-                f"{options.seconds}s",
-                "--host",
-                f"http://127.0.0.1:{port}",
-                "--csv",
-                str(Path(work) / "stats"),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--stop-timeout",
-                "5",
-            ],
-            env={
-                **os.environ,
-                "BENCH_PLAN_KEY": str(plan.key),
-                "BENCH_SESSION": session_for("bench-ops"),
-                "BENCH_CODES_FILE": str(codes_file),
-            },
-            check=False,
-            timeout=options.seconds + 120,
-        )
-    finally:
-        stop.set()
-        gunicorn.terminate()
-        gunicorn.wait(timeout=20)
+    codes_file = Path(work) / "codes.json"
+    subprocess.run(
+        [
+            str(BIN / "locust"),
+            "-f",
+            str(ROOT / "benchmarks" / "locustfile_status.py"),
+            "--headless",
+            "-u",
+            str(options.users),
+            "-r",
+            str(max(1, round(options.users / max(options.ramp, 1)))),
+            "-t",
+            f"{options.seconds}s",
+            "--host",
+            f"http://127.0.0.1:{port}",
+            "--csv",
+            str(Path(work) / "stats"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "5",
+        ],
+        env={**os.environ, **viewer_env, "BENCH_CODES_FILE": str(codes_file)},
+        check=False,
+        timeout=options.seconds + 120,
+    )
     codes = json.loads(codes_file.read_text())
     print()
     print("| page | requests | errors | p50 ms | p95 ms | p99 ms | max ms | 304 share |")
@@ -257,6 +246,63 @@ def main() -> None:
             )
     print()
     print("status codes:", json.dumps(codes, sort_keys=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument(
+        "--write-every", type=float, default=1.0, help="seconds between two log lines of the running plan"
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=10.0, help="seconds over which the viewers arrive (and load the page once)"
+    )
+    parser.add_argument("--tool", choices=["wrk", "locust"], default="wrk")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    options = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    print("seeding (kept for the next run)...", flush=True)
+    plan = seed()
+    # Statistics as autovacuum would have them on a database that lived: right after the seed the
+    # planner still believes the plans table is empty and picks nested loops over 10,000 rows.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(f"{DeploymentPlan.objects.count()} plans; running plan {plan.key} with {plan.log_lines.count()} log lines")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DB_CONN_MAX_AGE": "60",
+        "WEB_WORKERS": str(options.workers),
+        "WEB_THREADS": str(options.threads),
+    }
+    gunicorn = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "lifetime.wsgi",
+            "-c",
+            str(ROOT / "lifetime" / "gunicorn_conf.py"),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    stop = threading.Event()
+    try:
+        wait_until_up(port)
+        writer = threading.Thread(target=keep_writing, args=(plan, stop, options.write_every), daemon=True)
+        writer.start()
+        viewer_env = {"BENCH_PLAN_KEY": str(plan.key), "BENCH_SESSION": session_for("bench-ops")}
+        (run_wrk if options.tool == "wrk" else run_locust)(options, port, viewer_env)
+    finally:
+        stop.set()
+        gunicorn.terminate()
+        gunicorn.wait(timeout=20)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from deployments import progress, selectors, transitions
@@ -118,14 +118,18 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
             )
         )
     }
-    # The newest final plan of each environment, in one query (DISTINCT ON).
+    # The newest final plan of each environment, in one query: a LIMIT 1 subquery per environment
+    # reads one entry of the (target, finished_at) index, where DISTINCT ON sorted the whole history.
+    newest_final = (
+        DeploymentPlan.objects.filter(target_id=OuterRef("pk"), status__in=transitions.FINAL, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values("pk")[:1]
+    )
     last = {
         plan.target_id: plan
-        for plan in DeploymentPlan.objects.filter(target_id__in=env_ids, status__in=transitions.FINAL)
-        .exclude(finished_at=None)
-        .select_related("source")
-        .order_by("target_id", "-finished_at")
-        .distinct("target_id")
+        for plan in DeploymentPlan.objects.filter(
+            pk__in=Environment.objects.filter(pk__in=env_ids).annotate(last=Subquery(newest_final)).values("last")
+        ).select_related("source")
     }
     agents: dict[int, list[AgentState]] = {}
     for fe in FrontEnd.objects.filter(environment_id__in=env_ids).order_by("name"):

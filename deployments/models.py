@@ -183,6 +183,12 @@ class DeploymentPlan(models.Model):
             # The plans list: newest first, whole or for one target, read a page at a time.
             models.Index(fields=["-created_at", "-id"], name="plan_newest_first"),
             models.Index(fields=["target", "-created_at", "-id"], name="plan_target_newest_first"),
+            # The board: the last finished plan of each environment, one index probe per environment.
+            models.Index(
+                fields=["target", "-finished_at"],
+                name="plan_target_last_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
         constraints = [
             # One running or prepared plan per target: the database enforces what the services check.

@@ -8,13 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import sqlparse
+from django.core.cache import cache
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from deployments import plans, progress, selectors, transitions
 from deployments.models import (
@@ -37,6 +41,9 @@ LIVE_BATCH = 500
 # a person (someone else may continue or abort it), never once it is final.
 POLL_RUNNING = "2s"
 POLL_WAITING = "10s"
+# How long a rendering of the stages serves the viewers of an unchanged plan: their clocks tick in
+# the browser (data-since), only the timeline's running bar stops growing meanwhile.
+STAGES_CACHE_SECONDS = 10
 
 
 def poll_interval(plan: DeploymentPlan) -> str | None:
@@ -47,9 +54,13 @@ def poll_interval(plan: DeploymentPlan) -> str | None:
     return POLL_RUNNING
 
 
-def live_state(plan: DeploymentPlan) -> str:
+def live_state(plan: DeploymentPlan | progress.PlanPulse) -> str:
     """What decides the buttons, the SQL and the history: when it changes, the poll re-sends them."""
-    return f"{plan.status}.{plan.info}.{int(plan.point_of_no_return_at is not None)}"
+    if isinstance(plan, DeploymentPlan):
+        passed = plan.point_of_no_return_at is not None
+    else:
+        passed = plan.point_of_no_return
+    return f"{plan.status}.{plan.info}.{int(passed)}"
 
 
 def make_etag(stages: str, *, log_seq: int, after: int, state: str, can_deploy: bool) -> str:
@@ -187,12 +198,18 @@ def _settled_context(plan: DeploymentPlan, generated: list[GeneratedSql], fronte
 
 
 def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy: bool) -> dict[str, Any]:
+    # Read before the stages and the log are: whatever changes while the page is being built
+    # makes its first poll a 200 that brings it, never a 304 that would hide it.
+    pulse = progress.plan_pulse(pk=plan.pk)
     operations = list(plan.operations.select_related("application", "version").order_by("application__name"))
     generated = _generated(plan)
     context = _live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated)
     context.update(_settled_context(plan, generated, context["frontend_count"]))
     newest = list(plan.log_lines.order_by("-seq")[:LOG_WINDOW])[::-1]
     last_seq = newest[-1].seq if newest else 0
+    stages = pulse.stages if pulse is not None else ""  # vanished meanwhile: the next poll answers 404
+    log_seq = pulse.log_seq if pulse is not None else plan.log_seq
+    # The buttons and the history were rendered from this plan object: the state it had.
     state = live_state(plan)
     context.update(
         operations=operations,
@@ -202,8 +219,8 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
         after=last_seq,
         state=state,
         poll=poll_interval(plan),
-        stages_seen=(stages := progress.stages_signature(plan)),
-        etag=make_etag(stages, log_seq=plan.log_seq, after=last_seq, state=state, can_deploy=can_deploy),
+        stages_seen=stages,
+        etag=make_etag(stages, log_seq=log_seq, after=last_seq, state=state, can_deploy=can_deploy),
         validation=None,
         holder=None,
         candidates=None,
@@ -212,38 +229,68 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
     return context
 
 
-def plan_live_response(request: HttpRequest, plan: DeploymentPlan, *, can_deploy: bool) -> HttpResponse:
+def _not_modified(etag: str) -> HttpResponse:
+    response = HttpResponseNotModified()
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def plan_live_response(
+    request: HttpRequest,
+    pulse: progress.PlanPulse,
+    *,
+    can_deploy: bool,
+    load_plan: Callable[[], DeploymentPlan],
+) -> HttpResponse:
+    """The live fragment. Decided from the pulse alone (one small query) before anything is loaded:
+    an unchanged plan answers ``304``; a plan whose only news is log lines answers them without
+    loading the plan; the plan itself (``load_plan``) is loaded only to render its stages or the
+    parts that change with its status."""
     try:
         after = max(0, int(request.GET.get("after", "0")))
     except ValueError:
         after = 0
-    state = live_state(plan)
-    stages = progress.stages_signature(plan)
-    etag = make_etag(stages, log_seq=plan.log_seq, after=after, state=state, can_deploy=can_deploy)
-    final = plan.status in transitions.FINAL
+    state = live_state(pulse)
+    stages = pulse.stages
+    etag = make_etag(stages, log_seq=pulse.log_seq, after=after, state=state, can_deploy=can_deploy)
+    final = pulse.status in transitions.FINAL
     # A final plan always gets its last fragment with 286, never a 304 that would keep htmx polling.
     if not final and request.GET.get("state") == state and _etag_matches(request, etag):
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"
-        return response
+        return _not_modified(etag)
+    # Most polls of a running plan only bring log lines: the stages are re-sent only when they changed.
+    stages_changed = request.GET.get("view") != stages or final
+    settled = request.GET.get("state") != state
+    # A change of the stages reaches every viewer within one poll interval: they all get the same
+    # rendering, made once (per process) and kept for the digest it was made for.
+    stages_key = f"plan-stages:{pulse.key}:{stages}:{int(can_deploy)}"
+    stages_html = cache.get(stages_key) if stages_changed else None
+    if stages_html is not None:
+        stages_html = mark_safe(stages_html)  # rendered by our own template: already escaped
+    if settled or (stages_changed and stages_html is None):
+        plan = load_plan()
+    else:
+        # Only log lines (and perhaps the stages already rendered) to send: the fragment needs the
+        # plan's key, status and id, which the pulse has. Loading the plan and its six relations
+        # would double the cost of the poll.
+        plan = DeploymentPlan(
+            pk=pulse.plan_id, key=pulse.key, target_id=pulse.target_id, status=pulse.status, info=pulse.info
+        )
     lines = list(plan.log_lines.filter(seq__gt=after).order_by("seq")[:LIVE_BATCH])
     new_after = lines[-1].seq if lines else after
     context: dict[str, Any] = {"plan": plan, "can_deploy": can_deploy}
-    # Most polls of a running plan only bring log lines: the stages are re-sent only when they changed.
-    stages_changed = request.GET.get("view") != stages or final
-    if stages_changed:
+    if settled or (stages_changed and stages_html is None):
         operations = list(plan.operations.select_related("application", "version").order_by("application__name"))
         generated = _generated(plan)
         context.update(_live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated))
         context["operations"] = operations
-    settled = request.GET.get("state") != state
-    if settled:
-        if not stages_changed:
-            generated = _generated(plan)
-            context.update(_live_context(plan, can_deploy=can_deploy, operations=[], generated=generated))
-        context.update(_settled_context(plan, generated, context["frontend_count"]))
+        if stages_changed and stages_html is None:
+            stages_html = render_to_string("deployments/_plan_stages_live.html", context, request)
+            cache.set(stages_key, stages_html, STAGES_CACHE_SECONDS)
+        if settled:
+            context.update(_settled_context(plan, generated, context["frontend_count"]))
     context.update(
+        stages_html=stages_html,
         lines=lines,
         after=new_after,
         state=state,
@@ -252,7 +299,7 @@ def plan_live_response(request: HttpRequest, plan: DeploymentPlan, *, can_deploy
         stages_seen=stages,
         poll=poll_interval(plan),
         # What the next poll will compute if nothing changes meanwhile: it then gets a 304.
-        etag=make_etag(stages, log_seq=plan.log_seq, after=new_after, state=state, can_deploy=can_deploy),
+        etag=make_etag(stages, log_seq=pulse.log_seq, after=new_after, state=state, can_deploy=can_deploy),
     )
     response = render(request, "deployments/_plan_live.html", context)
     response["ETag"] = etag

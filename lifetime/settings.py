@@ -183,6 +183,16 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 
+# Renderings shared by the viewers of a status page, keyed by the version of what they show:
+# kept in each web process, so that a page never waits on Redis and works without it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "lifetime",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    }
+}
+
 # Celery: Redis is the broker and result backend; PostgreSQL stays the source of truth.
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not (REDIS_URL or "").startswith(("redis://", "rediss://", "unix://")):

@@ -14,7 +14,7 @@ PY=.venv/bin/python
 $PY manage.py load_demo
 mkdir -p .run
 {
-  echo "web: .venv/bin/gunicorn lifetime.wsgi -b 127.0.0.1:$PORT -w 2 --threads 4 --keep-alive 10 --access-logfile - --capture-output"
+  echo "web: .venv/bin/gunicorn lifetime.wsgi -c lifetime/gunicorn_conf.py -b 127.0.0.1:$PORT --access-logfile - --capture-output"
   echo "stages: .venv/bin/celery -A lifetime worker -Q stages,notifications -c 2 -n stages@%h --loglevel INFO"
   echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
   # An agent and a front-end server per demo front-end; the applications read their tables with
