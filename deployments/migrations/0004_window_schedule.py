@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0002_status'),
+        ('deployments', '0003_plan_target_last_finished'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
