@@ -164,6 +164,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", str(BASE_DIR / "var" / "artifacts")))
 # Where front-end agents fetch artifacts from (the console's own base URL as agents see it).
 CONSOLE_BASE_URL = env("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# Releases each front-end keeps per application after a Continue (never fewer than current + previous).
+RELEASES_KEPT = max(2, env_int("RELEASES_KEPT", 5))
 # Bearer token that front-end agents present to download artifacts.
 AGENT_TOKEN = env("AGENT_TOKEN") or ("dev-agent-token" if SECRET_KEY == _DEV_SECRET else None)
 if not AGENT_TOKEN:

@@ -134,6 +134,9 @@ def run_continue(stage: Stage) -> None:
         else "No application deployed.",
     )
 
+    if deploys or undeploys:
+        engine.clean_up_releases(plan, frontends)
+
     # --- mobile packages ---------------------------------------------------------------------
     mobile_failed = []
     for op in deploys:

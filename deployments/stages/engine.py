@@ -221,5 +221,28 @@ def switch(
     }
 
 
+def clean_up_releases(plan: DeploymentPlan, frontends: Sequence[FrontEnd]) -> None:
+    """Keep the last releases on each front-end (never the current or the previous one). Best effort:
+    a front-end that does not answer keeps its old releases, and the deployment is not affected."""
+    from django.conf import settings
+
+    from environments.agents import AgentCall, send, wait
+
+    log = PlanStepLog(plan)
+    keep = getattr(settings, "RELEASES_KEPT", 5)
+    calls = [
+        send(AgentCall(fe, "agent.cleanup", {"releases_root": fe.releases_root, "keep": keep}), expires_in_s=60)
+        for fe in frontends
+    ]
+    wait(calls, timeout_s=30)
+    for call in calls:
+        if not call.ok:
+            log.warning(f"Clean-up of old releases did not finish on {call.problem()}.")
+            continue
+        removed = sum(len(names) for names in (call.answer or {}).get("removed", {}).values())
+        if removed:
+            log.info(f"Front-end {call.frontend.name}: removed {removed} old release(s), keeping the last {keep}.")
+
+
 def mobile_package(plan: DeploymentPlan, target: Environment, version: ApplicationVersion, log: PlanStepLog) -> bool:
     return build_mobile_package(environment=target, version=version, log=log, plan=plan) is not None
