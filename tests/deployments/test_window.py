@@ -134,3 +134,18 @@ def test_the_plan_page_asks_for_a_reason_and_offers_the_window(client, landscape
     plan.refresh_from_db()
     assert plan.status == S.RUNNING
     assert transitions.holder_of(plan.target_id).pk == plan.pk
+
+
+def test_a_pipeline_continuing_outside_an_enforced_window_gets_400_with_the_reason(landscape, release_user, versions):
+    from tests.api.conftest import ApiClient, create_token
+
+    _window_later(landscape["Production"], enforce=True)
+    plan = _prepared(_plan(landscape, release_user, [versions("hr_core", "1.0.0")]))
+    token = create_token(
+        "pipeline", {landscape["Production"]: AccessLevel.DEPLOY, landscape["Development"]: AccessLevel.VIEW}
+    )
+    response = ApiClient(token).post(f"/deployments/{plan.key}/continue")
+    assert response.status_code == 400
+    assert "Outside the deployment window" in response.json()["Errors"][0]
+    plan.refresh_from_db()
+    assert plans.is_prepared(plan)
