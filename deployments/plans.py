@@ -114,15 +114,7 @@ def create_plan(
             saved_at=timezone.now(),
         )
         _write_operations(plan, operations)
-        audit.record(
-            actor=actor,
-            action="plan.created",
-            object_type="plan",
-            object_key=plan.key,
-            object_label=str(plan),
-            environment_key=target.key,
-            changes={"operations": [_op_label(op) for op in operations]},
-        )
+        _audit(actor, "plan.created", plan, changes={"operations": [_op_label(op) for op in operations]})
     return plan
 
 
@@ -160,15 +152,7 @@ def update_plan(*, actor: Any, plan: DeploymentPlan, operations: list[Operation]
         locked.saved_at = timezone.now()
         locked.save(update_fields=["notes", "saved_at"])
         _write_operations(locked, operations)
-        audit.record(
-            actor=actor,
-            action="plan.saved",
-            object_type="plan",
-            object_key=plan.key,
-            object_label=str(plan),
-            environment_key=plan.target.key,
-            changes={"operations": [_op_label(op) for op in operations]},
-        )
+        _audit(actor, "plan.saved", plan, changes={"operations": [_op_label(op) for op in operations]})
     return locked
 
 
@@ -178,14 +162,7 @@ def delete_plan(*, actor: Any, plan: DeploymentPlan) -> None:
         deleted, _ = DeploymentPlan.objects.filter(pk=plan.pk, status=S.SAVED).delete()
         if not deleted:
             raise PlanRefused("Only saved plans can be deleted.")
-        audit.record(
-            actor=actor,
-            action="plan.deleted",
-            object_type="plan",
-            object_key=plan.key,
-            object_label=str(plan),
-            environment_key=plan.target.key,
-        )
+        _audit(actor, "plan.deleted", plan)
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -413,15 +390,7 @@ def continue_plan(*, actor: Any, plan: DeploymentPlan, override_reason: str = ""
                 + (f": {override_reason}" if override_reason else "."),
             )
             if override_reason:
-                audit.record(
-                    actor=actor,
-                    action="plan.window_overridden",
-                    object_type="plan",
-                    object_key=plan.key,
-                    object_label=str(plan),
-                    environment_key=target.key,
-                    message=override_reason,
-                )
+                _audit(actor, "plan.window_overridden", plan, message=override_reason)
     return plan
 
 
@@ -460,15 +429,7 @@ def schedule_continue(*, actor: Any, plan: DeploymentPlan, at=None) -> Deploymen
 
         who = getattr(actor, "username", "system")
         append_log(plan, "info", f"Continue scheduled for {timezone.localtime(at):%Y-%m-%d %H:%M %Z} by {who}.")
-        audit.record(
-            actor=actor,
-            action="plan.continue_scheduled",
-            object_type="plan",
-            object_key=plan.key,
-            object_label=str(plan),
-            environment_key=plan.target.key,
-            changes={"continue_at": [None, at.isoformat()]},
-        )
+        _audit(actor, "plan.continue_scheduled", plan, changes={"continue_at": [None, at.isoformat()]})
     plan.refresh_from_db()
     return plan
 
@@ -643,7 +604,7 @@ def _user(actor: Any):
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
-def _audit(actor: Any, action: str, plan: DeploymentPlan) -> None:
+def _audit(actor: Any, action: str, plan: DeploymentPlan, *, changes: dict | None = None, message: str = "") -> None:
     audit.record(
         actor=actor,
         action=action,
@@ -651,6 +612,8 @@ def _audit(actor: Any, action: str, plan: DeploymentPlan) -> None:
         object_key=plan.key,
         object_label=str(plan),
         environment_key=plan.target.key,
+        changes=changes,
+        message=message,
     )
 
 
