@@ -13,8 +13,10 @@ from django.db import transaction
 from django.utils.text import slugify
 from psycopg2.extensions import parse_dsn
 
+from core import audit, encryption
+from core.actors import Actor
+from core.refusals import Refusal
 from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
-from lifetime import audit, encryption
 
 ENVIRONMENT_FIELDS = (
     "name",
@@ -35,7 +37,7 @@ ENVIRONMENT_FIELDS = (
 FRONTEND_FIELDS = ("name", "queue", "releases_root", "base_url", "health_url", "enabled")
 
 
-class InvalidInput(Exception):
+class InvalidInput(Refusal):
     """A change refused for a reason the user can fix; ``field`` names the form field."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -121,7 +123,7 @@ def _validate_window(data: dict[str, Any]) -> None:
 
 
 def save_environment(
-    *, actor: Any, data: dict[str, Any], environment: Environment | None = None, app_db_dsn: str | None = None
+    *, actor: Actor, data: dict[str, Any], environment: Environment | None = None, app_db_dsn: str | None = None
 ) -> Environment:
     """Create or update an environment. ``app_db_dsn`` None keeps the stored connection, "" clears it."""
     _validate_window(data)
@@ -189,7 +191,7 @@ def _prepare_folder(path: str) -> None:
 
 
 def save_frontend(
-    *, actor: Any, environment: Environment, data: dict[str, Any], frontend: FrontEnd | None = None
+    *, actor: Actor, environment: Environment, data: dict[str, Any], frontend: FrontEnd | None = None
 ) -> FrontEnd:
     creating = frontend is None
     data = dict(data)
@@ -225,7 +227,7 @@ def save_frontend(
     return frontend
 
 
-def set_frontend_enabled(*, actor: Any, frontend: FrontEnd, enabled: bool) -> FrontEnd:
+def set_frontend_enabled(*, actor: Actor, frontend: FrontEnd, enabled: bool) -> FrontEnd:
     with transaction.atomic():
         changed = FrontEnd.objects.filter(pk=frontend.pk).exclude(enabled=enabled).update(enabled=enabled)
         frontend.refresh_from_db()
@@ -244,7 +246,7 @@ def set_frontend_enabled(*, actor: Any, frontend: FrontEnd, enabled: bool) -> Fr
 # --- roles ------------------------------------------------------------------------------
 
 
-def set_access(*, actor: Any, user: Any, environment: Environment, level: int) -> None:
+def set_access(*, actor: Actor, user: Any, environment: Environment, level: int) -> None:
     with transaction.atomic():
         current = EnvironmentAccess.objects.filter(user=user, environment=environment).first()
         old = current.level if current else AccessLevel.NONE

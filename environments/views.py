@@ -7,10 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.actors import Actor
+from core.models import AuditEvent
 from environments import access, services
 from environments.forms import EnvironmentForm, FrontEndForm
 from environments.models import AccessLevel, Environment, FrontEnd
-from lifetime.models import AuditEvent
 
 
 def _environment_for(request: HttpRequest, key, level: int) -> Environment:
@@ -60,7 +61,7 @@ def environment_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             environment = services.save_environment(
-                actor=request.user, data=form.environment_data(), app_db_dsn=form.app_db_change()
+                actor=Actor.person(request.user), data=form.environment_data(), app_db_dsn=form.app_db_change()
             )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
@@ -77,7 +78,7 @@ def environment_edit(request: HttpRequest, key) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.save_environment(
-                actor=request.user,
+                actor=Actor.person(request.user),
                 environment=environment,
                 data=form.environment_data(),
                 app_db_dsn=form.app_db_change(),
@@ -110,7 +111,7 @@ def frontend_create(request: HttpRequest, key) -> HttpResponse:
     form = FrontEndForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.save_frontend(actor=request.user, environment=environment, data=form.cleaned_data)
+            services.save_frontend(actor=Actor.person(request.user), environment=environment, data=form.cleaned_data)
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
         else:
@@ -127,7 +128,7 @@ def frontend_edit(request: HttpRequest, key) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.save_frontend(
-                actor=request.user, environment=environment, frontend=frontend, data=form.cleaned_data
+                actor=Actor.person(request.user), environment=environment, frontend=frontend, data=form.cleaned_data
             )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
@@ -145,6 +146,6 @@ def frontend_set_enabled(request: HttpRequest, key) -> HttpResponse:
     frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
     _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
     enabled = request.POST.get("enabled") == "true"
-    services.set_frontend_enabled(actor=request.user, frontend=frontend, enabled=enabled)
+    services.set_frontend_enabled(actor=Actor.person(request.user), frontend=frontend, enabled=enabled)
     messages.success(request, f"Front-end {frontend.name} {'enabled' if enabled else 'disabled'}.")
     return redirect("environments:detail", key=frontend.environment.key)

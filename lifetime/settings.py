@@ -84,7 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_beat",
-    "lifetime",
+    "core.apps.CoreConfig",
     "environments",
     "deployments",
 ]
@@ -99,6 +99,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A refusal a view did not catch is still a sentence for the person, never a 500.
+    "core.middleware.RefusalMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -211,7 +213,6 @@ CELERY_TASK_ROUTES = {
     # worker consumes both (-Q stages,notifications).
     "deployments.tasks.deliver_notification": {"queue": "notifications"},
     "deployments.tasks.*": {"queue": "stages"},
-    "lifetime.tasks.*": {"queue": "stages"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

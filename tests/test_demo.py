@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg2
 from django.contrib.auth.models import User
 
+from core.models import AuditEvent
 from deployments import demo
 from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
-from lifetime.models import AuditEvent
 
 
 def test_loading_the_demo_twice_creates_everything_once(db, tmp_path):
