@@ -10,6 +10,7 @@ from packaging.version import Version
 from deployments import artifacts
 from deployments.bundles import Bundle, BundleRefused, read_bundle
 from deployments.models import Application, ApplicationVersion
+from deployments.steps import script_analysis
 from lifetime import audit
 
 
@@ -26,6 +27,15 @@ def register_bundle(*, data: bytes, actor: Any, source: str = "") -> Application
 def _register(*, bundle: Bundle, data: bytes, actor: Any, source: str) -> ApplicationVersion:
     manifest = bundle.manifest
     user = actor if getattr(actor, "is_authenticated", False) else None
+    # Parsed once, here, by PostgreSQL's parser: a script that can never run in a deployment's
+    # transaction, or that reaches outside the database, refuses the bundle before anything is stored.
+    analysis = script_analysis.analyse_scripts(manifest.scripts)
+    refused = script_analysis.refusals(analysis)
+    if refused:
+        raise BundleRefused(
+            f"{manifest.name} {manifest.version}: {len(refused)} SQL statement{'s' if len(refused) > 1 else ''} "
+            "refused: " + " | ".join(refused)
+        )
     with transaction.atomic():
         application, created = Application.objects.get_or_create(
             name=manifest.name, defaults={"kind": manifest.kind, "description": manifest.description}
@@ -55,6 +65,7 @@ def _register(*, bundle: Bundle, data: bytes, actor: Any, source: str) -> Applic
             bundle_size=size,
             manifest=manifest.as_json(),
             native_hash=manifest.native_hash,
+            script_analysis=analysis,
         )
         if manifest.description and application.description != manifest.description:
             application.description = manifest.description

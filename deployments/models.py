@@ -52,6 +52,9 @@ class ApplicationVersion(models.Model):
     binary_size = models.BigIntegerField(default=0)
     compiled_at = models.DateTimeField(null=True, blank=True)
     compile_seconds = models.FloatField(null=True, blank=True)
+    # The hand-written scripts split and classified by PostgreSQL's parser at registration
+    # (deployments.steps.script_analysis): pages and Prepare read it instead of parsing again.
+    script_analysis = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["application__name", "-created_at"]
@@ -348,6 +351,9 @@ class GeneratedSql(models.Model):
     # The canonical description the fingerprint was computed from: shows what drifted at Continue.
     schema_snapshot = models.JSONField(default=dict, blank=True)
     rehearsal_seconds = models.FloatField(null=True, blank=True)
+    # The Continue estimate of these statements from the target's table sizes (steps/sql_estimate.py):
+    # totals, what the throughputs came from, the sizes read.
+    estimate = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -428,3 +434,57 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} of plan {self.plan_id} to {self.rule.target}: {self.status}"
+
+
+class PreparedIndex(models.Model):
+    """An index Prepare built ahead of the window with CREATE INDEX CONCURRENTLY, under a name the
+    console owns; Continue renames it to the data model's name, Abort/expiry/Prepare Again drop it."""
+
+    class State(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        USED = "used", "Renamed by Continue"
+        DROPPED = "dropped", "Dropped"
+        FAILED = "failed", "Failed"
+
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="prepared_indexes")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    schema = models.CharField(max_length=63)
+    table = models.CharField(max_length=63)
+    name = models.CharField(max_length=63, help_text="The console's name while it waits for Continue.")
+    final_name = models.CharField(max_length=63, help_text="The name the plan's SQL gives it.")
+    statement = models.TextField(help_text="The CREATE INDEX statement of the plan it stands for.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.BUILDING)
+    seconds = models.FloatField(null=True, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["name"], name="prepared_index_name_once")]
+
+    def __str__(self) -> str:
+        return f"{self.name} for {self.schema}.{self.final_name} ({self.state})"
+
+
+class SqlTiming(models.Model):
+    """How fast one kind of work went on one target (or on the rehearsal server, environment null):
+    the throughput the Continue estimate is calibrated from."""
+
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="sql_timings"
+    )
+    cost = models.CharField(max_length=20)  # steps.sql_parse kinds of cost
+    bytes = models.BigIntegerField()
+    seconds = models.FloatField()
+    source = models.CharField(max_length=20, default="continue")  # continue, prepare, rehearsal
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["environment", "cost", "-at"], name="sql_timing_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.cost}: {self.bytes} bytes in {self.seconds:.3f} s"

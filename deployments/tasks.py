@@ -53,3 +53,10 @@ def run_scheduled_continues() -> list[str]:
     from deployments.plans import run_scheduled_continues as run
 
     return [str(plan.key) for plan in run()]
+
+
+@shared_task(name="deployments.tasks.drop_prepared_indexes", acks_late=True)
+def drop_prepared_indexes(plan_id: int, why: str) -> int:
+    from deployments.stages.prepared_indexes import drop_for_plan
+
+    return drop_for_plan(plan_id, why=why)

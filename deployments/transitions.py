@@ -127,5 +127,10 @@ def transition(
         # reaches the caller (plan_moved also swallows its own errors).
         plan_id = plan.pk
         transaction.on_commit(lambda: notifications.plan_moved(plan_id, to, info), robust=True)
+        if to in FINAL:
+            # Indexes built at Prepare for a plan that will not continue are dropped by a worker.
+            from deployments.stages import prepared_indexes
+
+            transaction.on_commit(lambda: prepared_indexes.plan_moved(plan_id, to), robust=True)
     plan.refresh_from_db()
     return plan
