@@ -16,7 +16,16 @@ from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from deployments import progress, selectors, transitions
-from deployments.models import DeploymentPlan, PlanStatus, RunningVersion, Stage, StageStatus, Step, StepStatus
+from deployments.models import (
+    DeploymentPlan,
+    GeneratedSql,
+    PlanStatus,
+    RunningVersion,
+    Stage,
+    StageStatus,
+    Step,
+    StepStatus,
+)
 from environments.models import Environment, FrontEnd
 
 S = PlanStatus
@@ -67,6 +76,15 @@ class EnvironmentCard:
     last_label: str
     last_class: str
     agents: list[AgentState]
+    # A prepared plan's Continue SQL estimate (typical, pessimistic) in seconds, from Prepare.
+    sql_estimate: tuple[float, float] | None = None
+
+    @property
+    def sql_estimate_label(self) -> str:
+        if self.sql_estimate is None:
+            return ""
+        typical, pessimistic = self.sql_estimate
+        return f"{progress.seconds_label(typical)} (up to {progress.seconds_label(pessimistic)})"
 
     @property
     def waiting_label(self) -> str:
@@ -131,6 +149,16 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
             pk__in=Environment.objects.filter(pk__in=env_ids).annotate(last=Subquery(newest_final)).values("last")
         ).select_related("source")
     }
+    estimates: dict[int, tuple[float, float]] = {}
+    prepared_ids = [p.pk for p in holders.values() if p.status == S.NEEDS_USER_INTERVENTION]
+    for plan_id, totals, rehearsal in GeneratedSql.objects.filter(plan_id__in=prepared_ids).values_list(
+        "plan_id", "estimate", "rehearsal_seconds"
+    ):
+        typical, pessimistic = estimates.get(plan_id, (0.0, 0.0))
+        totals = totals or {}
+        typical += float(totals.get("typical_s", rehearsal or 0.0))
+        pessimistic += float(totals.get("pessimistic_s", rehearsal or 0.0))
+        estimates[plan_id] = (typical, pessimistic)
     agents: dict[int, list[AgentState]] = {}
     for fe in FrontEnd.objects.filter(environment_id__in=env_ids).order_by("name"):
         agents.setdefault(fe.environment_id, []).append(_agent_state(fe, now))
@@ -173,6 +201,7 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 last_label=last_label,
                 last_class=last_class,
                 agents=agents.get(env.pk, []),
+                sql_estimate=estimates.get(holder.pk) if holder is not None else None,
             )
         )
     return cards

@@ -29,7 +29,9 @@ from deployments.models import (
     Stage,
     Step,
 )
-from deployments.steps.statements import FLAG_LABELS
+from deployments.steps.sql_parse import FLAG_LABELS
+from environments import access
+from environments.models import AccessLevel
 
 S = PlanStatus
 
@@ -205,6 +207,7 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
     generated = _generated(plan)
     context = _live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated)
     context.update(_settled_context(plan, generated, context["frontend_count"]))
+    context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
     newest = list(plan.log_lines.order_by("-seq")[:LOG_WINDOW])[::-1]
     last_seq = newest[-1].seq if newest else 0
     stages = pulse.stages if pulse is not None else ""  # vanished meanwhile: the next poll answers 404
@@ -289,6 +292,7 @@ def plan_live_response(
             cache.set(stages_key, stages_html, STAGES_CACHE_SECONDS)
         if settled:
             context.update(_settled_context(plan, generated, context["frontend_count"]))
+            context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
     context.update(
         stages_html=stages_html,
         lines=lines,
