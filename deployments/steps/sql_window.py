@@ -140,19 +140,26 @@ def execute_plan_sql(
                 before_first_statement()
             log.progress(0, total)
             for number, (application, statement) in enumerate(statements, start=1):
-                run = _run_one(
-                    cursor,
-                    number=number,
-                    total=total,
-                    application=application,
-                    statement=statement,
-                    log=log,
-                    lock_timeout_ms=lock_timeout_ms,
-                    statement_timeout_ms=statement_timeout_ms,
-                    deadline=deadline,
-                    runs=runs,
-                    by_application=by_application,
-                )
+                try:
+                    run = _run_one(
+                        cursor,
+                        number=number,
+                        total=total,
+                        application=application,
+                        statement=statement,
+                        log=log,
+                        lock_timeout_ms=lock_timeout_ms,
+                        statement_timeout_ms=statement_timeout_ms,
+                        deadline=deadline,
+                        runs=runs,
+                        by_application=by_application,
+                    )
+                except pg_errors.NoActiveSqlTransaction:
+                    # The console's own SAVEPOINT found no transaction: a statement before it ended it.
+                    _check_same_transaction(
+                        conn, cursor, begun=begun, runs=runs, total=total, by_application=by_application
+                    )
+                    raise
                 runs.append(run)
                 if after_statement is not None:
                     after_statement(number, cursor)
