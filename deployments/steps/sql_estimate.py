@@ -248,8 +248,8 @@ def measure_on_server(dsn: str, *, rows: int = CALIBRATION_ROWS) -> dict[str, tu
             table = pgsql.SQL("{}.t").format(pgsql.Identifier(schema))
             cursor.execute(
                 pgsql.SQL(
-                    "CREATE TABLE {} AS SELECT g AS id, (g * 7919) % 100003 AS a, md5(g::text) || md5((g + 1)::text) AS b,"
-                    " (g % 10000)::numeric(12,2) AS c, now() - g * interval '1 second' AS d"
+                    "CREATE TABLE {} AS SELECT g AS id, (g::bigint * 7919) %% 100003 AS a, md5(g::text) || md5((g + 1)::text) AS b,"
+                    " (g %% 10000)::numeric(12,2) AS c, now() - g * interval '1 second' AS d"
                     " FROM generate_series(1, %s) g"
                 ).format(table),
                 [rows],
