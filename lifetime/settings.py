@@ -141,6 +141,9 @@ if not REHEARSAL_DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("REHEARSAL_DATABASE_URL must be a PostgreSQL URL (postgres://...)")
 REHEARSAL_ROLE = env("REHEARSAL_ROLE", "lifetime_rehearsal")
 REHEARSAL_ROLE_PASSWORD = env("REHEARSAL_ROLE_PASSWORD", "") or ""
+# Rows of the table the rehearsal server's throughputs are measured on (at most once a week): large
+# enough that sorts spill to disk as they do on big tables. The tests use a small one.
+REHEARSAL_CALIBRATION_ROWS = env_int("REHEARSAL_CALIBRATION_ROWS", 1_000_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

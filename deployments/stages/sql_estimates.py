@@ -66,9 +66,11 @@ def measure_rehearsal_server() -> list[SqlTiming]:
     """Measure the kinds of work on the rehearsal server (a few seconds, at most once a week)."""
     from deployments.steps.sql_execute import RehearsalServer
 
+    from django.conf import settings
+
     server = RehearsalServer.from_settings()
     try:
-        results = sql_estimate.measure_on_server(server.admin_dsn)
+        results = sql_estimate.measure_on_server(server.admin_dsn, rows=settings.REHEARSAL_CALIBRATION_ROWS)
     except Exception:  # no rehearsal server: the estimate says it is a guess
         logger.warning("could not measure the rehearsal server", exc_info=True)
         return []
