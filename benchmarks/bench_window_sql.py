@@ -430,7 +430,7 @@ def main() -> None:
         """Rehearsal measurements, replaced by this target's history wherever there is some."""
         throughputs = {**est.default_throughputs(), **rehearsal}
         for cost in list(throughputs):
-            found = est.throughput_from_runs([b / s for c, b, s in history if c == cost], basis="target")
+            found = est.throughput_from_runs([(b, s) for c, b, s in history if c == cost], basis="target")
             if found is not None:
                 throughputs[cost] = found
         return throughputs, {t.basis for t in throughputs.values()}

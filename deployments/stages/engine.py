@@ -238,25 +238,6 @@ def upload(
 # --- Continue --------------------------------------------------------------------------------
 
 
-class _OffsetLog:
-    """Progress of one application's statements, shown as progress over the whole plan's SQL."""
-
-    def __init__(self, log: PlanStepLog, offset: int, total: int) -> None:
-        self.log, self.offset, self.total = log, offset, total
-
-    def info(self, message: str) -> None:
-        self.log.info(message)
-
-    def warning(self, message: str) -> None:
-        self.log.warning(message)
-
-    def error(self, message: str) -> None:
-        self.log.error(message)
-
-    def progress(self, done: int, total: int) -> None:
-        self.log.progress(self.offset + done, max(self.total, self.offset + total))
-
-
 def execute_plan_sql(
     plan: DeploymentPlan,
     target: Environment,

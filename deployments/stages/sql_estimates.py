@@ -36,7 +36,7 @@ def throughputs_for(environment: Environment) -> dict[str, Throughput]:
                 environment=environment, cost=cost, bytes__gte=sql_estimate.MIN_CALIBRATION_BYTES
             ).values_list("bytes", "seconds")[:HISTORY_RUNS]
         )
-        found = sql_estimate.throughput_from_runs([b / s for b, s in rows if s > 0], basis="target")
+        found = sql_estimate.throughput_from_runs(rows, basis="target")
         if found is not None:
             out[cost] = found
     return out
@@ -49,8 +49,9 @@ def _rehearsal_throughputs() -> dict[str, Throughput]:
         rows = measure_rehearsal_server()
     out = {}
     for cost in {r.cost for r in rows}:
-        rates = [r.bytes / r.seconds for r in rows if r.cost == cost and r.seconds > 0]
-        found = sql_estimate.throughput_from_runs(rates, basis="rehearsal")
+        found = sql_estimate.throughput_from_runs(
+            [(r.bytes, r.seconds) for r in rows if r.cost == cost], basis="rehearsal"
+        )
         if found is not None:
             # The rehearsal server's disks are not the target's: the pessimistic end is halved again.
             out[cost] = Throughput(
@@ -64,9 +65,9 @@ def _rehearsal_throughputs() -> dict[str, Throughput]:
 
 def measure_rehearsal_server() -> list[SqlTiming]:
     """Measure the kinds of work on the rehearsal server (a few seconds, at most once a week)."""
-    from deployments.steps.sql_execute import RehearsalServer
-
     from django.conf import settings
+
+    from deployments.steps.sql_execute import RehearsalServer
 
     server = RehearsalServer.from_settings()
     try:
@@ -97,11 +98,3 @@ def record_runs(environment: Environment, runs: Iterable[Any], estimates: Sequen
         )
     SqlTiming.objects.bulk_create(rows)
     return len(rows)
-
-
-def record_index_build(environment: Environment, *, size: int, seconds: float) -> None:
-    """A concurrent build at Prepare is an index build on this target too (slower: two passes)."""
-    if size >= sql_estimate.MIN_CALIBRATION_BYTES and seconds > 0:
-        SqlTiming.objects.create(
-            environment=environment, cost="index_build_concurrent", bytes=size, seconds=seconds, source="prepare"
-        )

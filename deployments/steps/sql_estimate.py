@@ -18,7 +18,6 @@ slowed further, plus one lock wait per table whose lock conflicts with readers o
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -89,14 +88,15 @@ class Throughput:
         return dataclasses.asdict(self)
 
 
-def throughput_from_runs(rates: Sequence[float], *, basis: str, slowdown: float = 1.0) -> Throughput | None:
-    """From bytes-per-second of runs: the median is typical, the slowest (slowed) pessimistic."""
-    rates = [r for r in rates if r > 0]
-    if not rates:
+def throughput_from_runs(runs: Sequence[tuple[int, float]], *, basis: str) -> Throughput | None:
+    """From ``(bytes, seconds)`` of past runs: typical is all their bytes over all their seconds (a
+    mean of rates would favour the fast runs), pessimistic the slowest run's rate, slowed further."""
+    runs = [(b, s) for b, s in runs if b > 0 and s > 0]
+    if not runs:
         return None
-    typical = statistics.median(rates) / slowdown
-    pessimistic = min(rates) / slowdown / PESSIMISTIC_SLOWDOWN
-    return Throughput(typical=typical, pessimistic=pessimistic, basis=basis, runs=len(rates))
+    typical = sum(b for b, _ in runs) / sum(s for _, s in runs)
+    pessimistic = min(b / s for b, s in runs) / PESSIMISTIC_SLOWDOWN
+    return Throughput(typical=typical, pessimistic=pessimistic, basis=basis, runs=len(runs))
 
 
 def default_throughputs() -> dict[str, Throughput]:

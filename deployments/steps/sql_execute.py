@@ -1,9 +1,11 @@
-"""Rehearse SQL (at Prepare, on a scratch copy) and execute it (at Continue, on the target).
+"""Rehearse SQL at Prepare, on a scratch copy of the target's schema on the console's own
+rehearsal server (never the target's), as a role without rights on that server's host.
 
-Both run the generated statements in one transaction, statement by statement, so that a failure
-names the statement, its place in its script and PostgreSQL's message. Execution first checks that
-the target still has the schema the SQL was generated against (the fingerprint): the statements
-were planned for that schema and nothing else.
+The rehearsal runs the generated statements in one transaction, statement by statement, so that
+a failure names the statement, its place in its script and PostgreSQL's message; it also sees
+which statements really rewrite a table. Execution at Continue (all of a plan's statements in one
+transaction on the target) lives in ``steps/sql_window.py``; ``execute_sql`` here runs one
+application's statements through it.
 """
 
 from __future__ import annotations
@@ -50,18 +52,6 @@ def _dsn_of(environment: Any) -> str:
 # --- fingerprint ---------------------------------------------------------------------
 
 
-def check_schema_unchanged(*, environment: Any, generated: GeneratedScript, log: StepLog) -> None:
-    """StepFailed, naming the differences, when the target's schema is not the one SQL was generated for."""
-    conn = _connect(_dsn_of(environment))
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cursor:
-            _check_fingerprint(cursor, generated=generated, where=environment.name)
-    finally:
-        conn.close()
-    log.info(f"Schema of {generated.schema} on {environment.name} is the one SQL was generated for.")
-
-
 def current_fingerprint(*, environment: Any, schema: str, application: str) -> str:
     """The live fingerprint of ``application``'s schema in ``environment``: what Prepare records."""
     conn = _connect(_dsn_of(environment))
@@ -70,19 +60,6 @@ def current_fingerprint(*, environment: Any, schema: str, application: str) -> s
             return read_live_schema(cursor, schema=schema, application=application).fingerprint
     finally:
         conn.close()
-
-
-def _check_fingerprint(cursor: Any, *, generated: GeneratedScript, where: str) -> None:
-    live = read_live_schema(cursor, schema=generated.schema, application=generated.application)
-    if live.fingerprint == generated.schema_fingerprint:
-        return
-    differences = describe_drift(generated.schema_snapshot, live.description()) or ["(details not recorded)"]
-    raise StepFailed(
-        f"The schema of {generated.application} in {where} changed since its SQL was generated: "
-        + "; ".join(differences)
-        + ". Prepare the plan again.",
-        detail={"drift": differences, "expected": generated.schema_fingerprint, "found": live.fingerprint},
-    )
 
 
 # --- rehearsal ---------------------------------------------------------------------
@@ -409,7 +386,6 @@ def _connect(dsn: str):
 __all__ = [
     "ExecutionReport",
     "RehearsalReport",
-    "check_schema_unchanged",
     "current_fingerprint",
     "execute_sql",
     "rehearse_sql",

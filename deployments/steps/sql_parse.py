@@ -734,7 +734,10 @@ _HANDLERS = {
         None,
     ),
     "CreateStmt": lambda tree: ("create table", [], [], None),
-    "VacuumStmt": _fixed("vacuum", RULE_NOT_IN_TRANSACTION, "VACUUM / ANALYZE"),
+    # ANALYZE alone runs in a transaction; VACUUM never does.
+    "VacuumStmt": lambda tree: _fixed("vacuum", RULE_NOT_IN_TRANSACTION, "VACUUM")(tree)
+    if tree.get("is_vacuumcmd")
+    else ("analyze", [], [], None),
     "CreatedbStmt": _fixed("create database", RULE_NOT_IN_TRANSACTION),
     "DropdbStmt": _fixed("drop database", RULE_NOT_IN_TRANSACTION),
     "CreateTableSpaceStmt": _fixed("create tablespace", RULE_NOT_IN_TRANSACTION),
