@@ -1,5 +1,5 @@
 # The two commands of the README are `make up` and `make test`.
-.PHONY: up test stop lint format bootstrap
+.PHONY: up test stop lint format bootstrap bench
 
 up:
 	scripts/up.sh
@@ -21,3 +21,8 @@ lint:
 format:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+# Long runs and big data (a 10-million-row table among them): never part of the test suite.
+bench:
+	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_window_sql.py
+	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_compile_sql.py

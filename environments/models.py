@@ -58,6 +58,15 @@ class Environment(models.Model):
     )
     sql_lock_timeout_ms = models.PositiveIntegerField(default=5000)
     sql_statement_timeout_ms = models.PositiveIntegerField(default=300000)
+    build_indexes_during_prepare = models.BooleanField(
+        "Build new indexes during Prepare",
+        default=False,
+        help_text="New non-unique indexes on existing tables are built at Prepare with CREATE INDEX "
+        "CONCURRENTLY, and Continue only renames them. Reads and writes go on meanwhile; this adds load "
+        "on the database server during Prepare, never a change of behaviour: the running version does "
+        "not depend on them. Foreign keys and checks are then added NOT VALID in the window and "
+        "validated after it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

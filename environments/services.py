@@ -33,6 +33,7 @@ ENVIRONMENT_FIELDS = (
     "prepared_plan_ttl_hours",
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",
+    "build_indexes_during_prepare",
 )
 FRONTEND_FIELDS = ("name", "queue", "releases_root", "base_url", "health_url", "enabled")
 

@@ -134,6 +134,18 @@ if _db.get("ENGINE") != "django.db.backends.postgresql":
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME") or f"test_{_db['NAME']}"
 DATABASES = {"default": _db}
+# The rehearsal server: a PostgreSQL the console owns (never a target's), where Prepare rehearses a
+# plan's SQL on a copy of the target's schema. The URL's user creates the scratch databases; the
+# scripts run as REHEARSAL_ROLE, which has no superuser, server-program or server-file rights.
+# scripts/bootstrap.sh starts a private one at this address when nothing answers there.
+REHEARSAL_DATABASE_URL = env("REHEARSAL_DATABASE_URL", "postgres://postgres@127.0.0.1:54329/postgres")
+if not REHEARSAL_DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("REHEARSAL_DATABASE_URL must be a PostgreSQL URL (postgres://...)")
+REHEARSAL_ROLE = env("REHEARSAL_ROLE", "lifetime_rehearsal")
+REHEARSAL_ROLE_PASSWORD = env("REHEARSAL_ROLE_PASSWORD", "") or ""
+# Rows of the table the rehearsal server's throughputs are measured on (at most once a week): large
+# enough that sorts spill to disk as they do on big tables. The tests use a small one.
+REHEARSAL_CALIBRATION_ROWS = env_int("REHEARSAL_CALIBRATION_ROWS", 1_000_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -105,6 +105,65 @@ if ! pg_answers; then
   echo "$PGBIN" > "$DATA/postgres.bin"
 fi
 
+# --- The rehearsal PostgreSQL --------------------------------------------------------------
+# Prepare rehearses a plan's SQL here, on a copy of the target's schema: never on a target's own
+# server. A private cluster (same major version as the console's, its own data folder and port)
+# is started when nothing answers at REHEARSAL_DATABASE_URL; scripts there run as a role without
+# superuser, server-program or server-file rights (the console creates it when missing).
+export REHEARSAL_DATABASE_URL="${REHEARSAL_DATABASE_URL:-postgres://postgres@127.0.0.1:54329/postgres}"
+read -r RH_HOST RH_PORT RH_USER < <($PY - <<'PYEOF'
+import os, urllib.parse as u
+p = u.urlparse(os.environ["REHEARSAL_DATABASE_URL"])
+print(p.hostname or "127.0.0.1", p.port or 5432, p.username or "postgres")
+PYEOF
+)
+rehearsal_answers() {
+  $PY - <<'PYEOF' 2>/dev/null
+import os, sys, psycopg2
+try:
+    psycopg2.connect(os.environ["REHEARSAL_DATABASE_URL"], connect_timeout=2).close()
+except psycopg2.OperationalError:
+    sys.exit(1)
+PYEOF
+}
+if ! rehearsal_answers; then
+  local_host "$RH_HOST" || { echo "The rehearsal PostgreSQL at $RH_HOST:$RH_PORT does not answer and is not local" >&2; exit 1; }
+  # The same major version as the server that answers at DATABASE_URL, when its binaries are here.
+  PG_MAJOR=$($PY - <<'PYEOF' 2>/dev/null || true
+import os, psycopg2, urllib.parse as u
+p = u.urlparse(os.environ["DATABASE_URL"])
+c = psycopg2.connect(host=p.hostname, port=p.port or 5432, user=p.username or "postgres", password=p.password,
+                     dbname="postgres", connect_timeout=2)
+print(c.server_version // 10000)
+PYEOF
+)
+  RHBIN=""
+  [ -n "$PG_MAJOR" ] && [ -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ] && RHBIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+  [ -z "$RHBIN" ] && RHBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$RHBIN" ] || [ ! -x "$RHBIN/initdb" ]; then
+    apt_install postgresql
+    RHBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  fi
+  RHDATA="$DATA/rehearsal"
+  RUNAS=()
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$DATA" postgres
+    RUNAS=(runuser -u postgres --)
+    d="$DATA"; while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+  fi
+  mkdir -p "$RHDATA"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$RHDATA" && chmod 700 "$RHDATA"
+  if [ ! -f "$RHDATA/PG_VERSION" ]; then
+    say "initialising the rehearsal PostgreSQL in $RHDATA"
+    "${RUNAS[@]}" "$RHBIN/initdb" -D "$RHDATA" -U "$RH_USER" --auth=trust -E UTF8 >/dev/null
+  fi
+  say "starting the rehearsal PostgreSQL on $RH_HOST:$RH_PORT"
+  "${RUNAS[@]}" "$RHBIN/pg_ctl" -D "$RHDATA" -l "$RHDATA/server.log" -w -t 60 \
+    -o "-p $RH_PORT -c listen_addresses=$RH_HOST -k $RHDATA -c max_connections=100" start >/dev/null
+  echo "$RHBIN" > "$DATA/rehearsal.bin"
+  rehearsal_answers || { echo "The rehearsal PostgreSQL did not start: see $RHDATA/server.log" >&2; exit 1; }
+fi
+
 # --- Redis -------------------------------------------------------------------------------
 read -r RD_HOST RD_PORT < <($PY - <<'PYEOF'
 import os, urllib.parse as u
@@ -139,4 +198,4 @@ if [ "$FOR_TESTS" -eq 0 ]; then
 fi
 # whitenoise serves from STATIC_ROOT (tests' pages too).
 $PY manage.py collectstatic --noinput -v 0
-say "PostgreSQL $PG_HOST:$PG_PORT and Redis $RD_HOST:$RD_PORT ready"
+say "PostgreSQL $PG_HOST:$PG_PORT, rehearsal PostgreSQL $RH_HOST:$RH_PORT and Redis $RD_HOST:$RD_PORT ready"

@@ -11,6 +11,11 @@ if [ -f .data/postgres/postmaster.pid ]; then
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D .data/postgres -m fast stop
   else "$PGBIN/pg_ctl" -D .data/postgres -m fast stop; fi
 fi
+if [ -f .data/rehearsal/postmaster.pid ]; then
+  RHBIN=$(cat .data/rehearsal.bin 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$RHBIN/pg_ctl" -D .data/rehearsal -m fast stop
+  else "$RHBIN/pg_ctl" -D .data/rehearsal -m fast stop; fi
+fi
 if [ -f .data/redis/redis.pid ] && kill -0 "$(cat .data/redis/redis.pid)" 2>/dev/null; then
   kill "$(cat .data/redis/redis.pid)" && echo "stopped the private Redis"
 fi

@@ -9,5 +9,6 @@ export LIFETIME_DEV="${LIFETIME_DEV:-true}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
 scripts/bootstrap.sh --for-tests
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
+export REHEARSAL_DATABASE_URL="${REHEARSAL_DATABASE_URL:-postgres://postgres@127.0.0.1:54329/postgres}"
 mkdir -p tests/artifacts
 exec .venv/bin/python -m pytest "$@"

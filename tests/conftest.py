@@ -4,6 +4,7 @@ per environment), users with LifeTime roles, environments built through the proj
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,13 @@ from environments.access import INFRA_ADMINS_GROUP
 from environments.models import AccessLevel, Environment
 
 PASSWORD = "lifetime-demo"
+# The rehearsal server's throughputs measured on a small table: each test starts with no history.
+os.environ.setdefault("REHEARSAL_CALIBRATION_ROWS", "20000")
+
+
+@pytest.fixture(autouse=True)
+def small_rehearsal_calibration(settings) -> None:
+    settings.REHEARSAL_CALIBRATION_ROWS = int(os.environ["REHEARSAL_CALIBRATION_ROWS"])
 
 
 def server_params(dbname: str = "postgres") -> dict:

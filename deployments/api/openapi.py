@@ -212,7 +212,38 @@ SCHEMAS: dict[str, Any] = {
                 + '; "" otherwise.',
             },
             "DeploymentLog": array_of(ref("DeploymentMessage")),
+            "ContinueEstimate": {
+                **ref("ContinueEstimate"),
+                "description": "Extension of the console, only while the plan is prepared: how long Continue "
+                "should take against the time left in the target's deployment window.",
+            },
+        },
+        required=["DeploymentStatus", "Info", "DeploymentLog"],
+    ),
+    "ContinueEstimate": obj(
+        {
+            "TypicalSeconds": {"type": "number", "description": "Continue (SQL and switch), typical."},
+            "PessimisticSeconds": {"type": "number", "description": "Continue, pessimistic end."},
+            "SqlTypicalSeconds": {"type": "number"},
+            "SqlPessimisticSeconds": {"type": "number"},
+            "WindowRemainingSeconds": {
+                "type": ["number", "null"],
+                "description": "Left in the open window, or the length of the next one; null without a window.",
+            },
+            "WindowOpen": BOOLEAN,
+            "Fits": {"type": ["boolean", "null"], "description": "The pessimistic end fits in what is left."},
+            "Basis": {"type": "string", "description": "What the SQL throughputs were calibrated from."},
         }
+    ),
+    "ContinueRequest": obj(
+        {
+            "Reason": {
+                "type": "string",
+                "description": "Why continue although the pessimistic estimate exceeds the time left in the window "
+                "(needs the manage right) or outside an enforced window; kept in the audit trail.",
+            }
+        },
+        required=[],
     ),
 }
 
@@ -385,8 +416,11 @@ PATHS: dict[str, Any] = {
         "parameters": [PLAN],
         "post": operation(
             "Deployments_Continue",
-            "Continue a prepared plan; 202 once it is running, 409 if a Continue runs already.",
+            "Continue a prepared plan; 202 once it is running, 409 if a Continue runs already. "
+            "400 when the pessimistic estimate exceeds the time left in the window, unless a Reason is given by "
+            "an account with the manage right on the target.",
             responses({202: None}, 400, 403, 404, 409),
+            requestBody={"required": False, "content": {JSON: {"schema": ref("ContinueRequest")}}},
         ),
     },
     "/deployments/{DeploymentKey}/abort/": {

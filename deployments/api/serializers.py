@@ -207,8 +207,12 @@ def deployment_details(
     }
 
 
-def deployment_status(plan: DeploymentPlan, *, log: list[LogLine]) -> dict[str, Any]:
+def deployment_status(
+    plan: DeploymentPlan, *, log: list[LogLine], continue_estimate: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    extension = {"ContinueEstimate": continue_estimate} if continue_estimate is not None else {}
     return {
+        **extension,
         "DeploymentStatus": plan.api_status,
         # LifeTime: Info explains a needs_user_intervention and is "" for every other status.
         "Info": plan.api_info,

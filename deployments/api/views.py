@@ -419,7 +419,14 @@ def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
 @endpoint("POST", conflict_is_409=True)
 def deployment_continue(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    plans.continue_plan(actor=Actor.of_request(request), plan=plan)
+    # An optional {"Reason": "..."}: continue although the estimate does not fit the window (the
+    # manage right is needed) or outside an enforced window; kept in the audit trail.
+    reason = ""
+    if request.body:
+        reason = json_body(request).get("Reason") or ""
+        if not isinstance(reason, str):
+            raise ApiError(400, "Reason must be a string.")
+    plans.continue_plan(actor=Actor.of_request(request), plan=plan, override_reason=reason[:500])
     return accepted()
 
 
@@ -433,4 +440,14 @@ def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
 @endpoint("GET")
 def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key)
-    return JsonResponse(serializers.deployment_status(plan, log=list(plan.log_lines.order_by("seq"))))
+    estimate = None
+    if plans.is_prepared(plan):
+        from deployments.models import GeneratedSql
+        from deployments.status import progress
+
+        generated = list(GeneratedSql.objects.filter(plan=plan))
+        frontends = plan.target.frontends.filter(enabled=True).count()
+        estimate = progress.continue_estimate(plan, generated, frontends).as_api()
+    return JsonResponse(
+        serializers.deployment_status(plan, log=list(plan.log_lines.order_by("seq")), continue_estimate=estimate)
+    )

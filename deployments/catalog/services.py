@@ -10,6 +10,7 @@ from core.actors import Actor
 from deployments.artifacts import store as artifacts
 from deployments.catalog.bundles import Bundle, BundleRefused, read_bundle
 from deployments.models import Application, ApplicationVersion
+from deployments.statements import scripts as script_analysis
 
 
 def register_bundle(*, data: bytes, actor: Actor, source: str = "") -> ApplicationVersion:
@@ -24,6 +25,15 @@ def register_bundle(*, data: bytes, actor: Actor, source: str = "") -> Applicati
 
 def _register(*, bundle: Bundle, data: bytes, actor: Actor, source: str) -> ApplicationVersion:
     manifest = bundle.manifest
+    # Parsed once, here, by PostgreSQL's parser: a script that can never run in a deployment's
+    # transaction, or that reaches outside the database, refuses the bundle before anything is stored.
+    analysis = script_analysis.analyse_scripts(manifest.scripts)
+    refused = script_analysis.refusals(analysis)
+    if refused:
+        raise BundleRefused(
+            f"{manifest.name} {manifest.version}: {len(refused)} SQL statement{'s' if len(refused) > 1 else ''} "
+            "refused: " + " | ".join(refused)
+        )
     with transaction.atomic():
         application, created = Application.objects.get_or_create(
             name=manifest.name, defaults={"kind": manifest.kind, "description": manifest.description}
@@ -53,6 +63,7 @@ def _register(*, bundle: Bundle, data: bytes, actor: Actor, source: str) -> Appl
             bundle_size=size,
             manifest=manifest.as_json(),
             native_hash=manifest.native_hash,
+            script_analysis=analysis,
         )
         if manifest.description and application.description != manifest.description:
             application.description = manifest.description

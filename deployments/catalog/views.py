@@ -16,7 +16,8 @@ from core.actors import Actor
 from deployments.catalog import services as catalog
 from deployments.catalog.bundles import MAX_ARCHIVE_BYTES, BundleRefused, manifest_from_json
 from deployments.models import Application, ApplicationVersion
-from deployments.statements import classify, split_script
+from deployments.statements import scripts as script_analysis
+from deployments.statements.parse import COST_LABELS, FLAG_LABELS, blocks
 from environments import access
 from environments.models import AccessLevel
 
@@ -63,17 +64,38 @@ def application_detail(request: HttpRequest, key) -> HttpResponse:
 def version_detail(request: HttpRequest, key) -> HttpResponse:
     version = get_object_or_404(ApplicationVersion.objects.select_related("application", "created_by"), key=key)
     manifest = manifest_from_json(version.manifest)
-    scripts = [
-        {
-            "script": script,
-            "statements": [(s, classify(s.sql)) for s in split_script(script.sql)],
-        }
-        for script in manifest.scripts
-    ]
+    # What the parser found at registration, kept on the version: the page never parses again.
+    analysis = version.script_analysis or {}
+    scripts = []
+    for script in manifest.scripts:
+        statements = script_analysis.statements_of(analysis, script.name)
+        scripts.append(
+            {
+                "script": script,
+                "analysed": statements is not None,
+                "statements": [
+                    {
+                        **statement,
+                        "flag_labels": [FLAG_LABELS.get(f, f) for f in statement.get("flags") or ()],
+                        "actions": [
+                            {**a, "cost_label": COST_LABELS.get(a["cost"], a["cost"]), "blocks": blocks(a["lock"])}
+                            for a in statement.get("actions") or ()
+                        ],
+                    }
+                    for statement in statements or ()
+                ],
+            }
+        )
     return render(
         request,
         "catalog/version.html",
-        {"version": version, "application": version.application, "manifest": manifest, "scripts": scripts},
+        {
+            "version": version,
+            "application": version.application,
+            "manifest": manifest,
+            "scripts": scripts,
+            "parser": analysis.get("parser", ""),
+        },
     )
 
 

@@ -10,6 +10,7 @@ from deployments.models.notifications import (
     NotificationRule,
 )
 from deployments.models.plans import DeploymentPlan, GeneratedSql, OperationKind, PlanOperation, Transition
+from deployments.models.sql import PreparedIndex, SqlTiming
 from deployments.models.stages import LogLevel, LogLine, Stage, StageKind, Step, StepKind
 from deployments.state.machine import PlanState, StageState, StepState
 
@@ -31,7 +32,9 @@ __all__ = [
     "OperationKind",
     "PlanOperation",
     "PlanState",
+    "PreparedIndex",
     "RunningVersion",
+    "SqlTiming",
     "Stage",
     "StageKind",
     "StageState",

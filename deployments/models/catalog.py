@@ -51,6 +51,9 @@ class ApplicationVersion(models.Model):
     binary_size = models.BigIntegerField(default=0)
     compiled_at = models.DateTimeField(null=True, blank=True)
     compile_seconds = models.FloatField(null=True, blank=True)
+    # The hand-written scripts split and classified by PostgreSQL's parser at registration
+    # (deployments.statements.script_analysis): pages and Prepare read it instead of parsing again.
+    script_analysis = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["application__name", "-created_at"]

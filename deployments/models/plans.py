@@ -220,6 +220,9 @@ class GeneratedSql(models.Model):
     # The canonical description the fingerprint was computed from: shows what drifted at Continue.
     schema_snapshot = models.JSONField(default=dict, blank=True)
     rehearsal_seconds = models.FloatField(null=True, blank=True)
+    # The Continue estimate of these statements from the target's table sizes (steps/sql_estimate.py):
+    # totals, what the throughputs came from, the sizes read.
+    estimate = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,12 +21,14 @@ from deployments.models import (
     Application,
     ApplicationVersion,
     DeploymentPlan,
+    GeneratedSql,
     OperationKind,
     PlanOperation,
     RunningVersion,
     StageKind,
 )
 from deployments.stages import queue
+from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
 from deployments.stages.validity import check_still_valid
 from deployments.state import machine, moves
@@ -55,6 +57,11 @@ class AlreadyRunning(Conflict):
 
 class OutsideWindow(PlanRefused):
     """The target refuses Continue outside its deployment window unless a reason is given."""
+
+
+class EstimateDoesNotFit(PlanRefused):
+    """The pessimistic Continue estimate exceeds the time left in the window: only a user with the
+    manage right may continue, with a reason (audited)."""
 
 
 __all__ = [
@@ -252,6 +259,15 @@ def continue_plan(
     problems = check_still_valid(plan)
     if problems:
         raise PlanRefused("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
+    too_long = _estimate_refusal(plan, now) if target.has_window and not outside else None
+    if too_long:
+        if not override_reason:
+            raise EstimateDoesNotFit(too_long)
+        if not _can_manage(actor, target):
+            raise EstimateDoesNotFit(
+                too_long.split(": a user with")[0] + f": only a user with the manage right on {target.name} may "
+                "continue it anyway."
+            )
     with transaction.atomic():
         _run_stage(
             plan,
@@ -279,7 +295,28 @@ def continue_plan(
             )
             if override_reason:
                 _audit(actor, "plan.window_overridden", plan, message=override_reason)
+        if too_long:
+            append_log(
+                plan,
+                "warning",
+                f"{too_long.split(': a user with')[0]}; continued anyway by {actor.name}: {override_reason}",
+            )
+            _audit(actor, "plan.estimate_overridden", plan, message=f"{too_long} Reason: {override_reason}")
     return plan
+
+
+def _can_manage(actor: Actor, environment: Environment) -> bool:
+    if actor.is_system:
+        return False  # the system never overrides an estimate on its own
+    return access.can(actor.user, environment, AccessLevel.MANAGE)
+
+
+def _estimate_refusal(plan: DeploymentPlan, now: dt.datetime) -> str | None:
+    """The estimate's refusal sentence when its pessimistic end exceeds what is left of the open window."""
+    generated = list(GeneratedSql.objects.filter(plan=plan))
+    frontends = plan.target.frontends.filter(enabled=True).count()
+    estimate = continue_estimate(plan, generated, frontends, now=now)
+    return estimate.refusal() if estimate.window_open else None
 
 
 def schedule_continue(*, actor: Actor, plan: DeploymentPlan, at: dt.datetime | None = None) -> DeploymentPlan:

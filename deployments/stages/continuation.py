@@ -80,23 +80,18 @@ def run_continue(stage: Stage) -> None:
     step = begin_step(stage, StepKind.EXECUTE_SQL, total=total)
     log = PlanStepLog(plan, step)
     try:
-        executed = 0
-        for op in deploys:
-            sql = generated.get(op.application_id)
-            if sql is None:
-                continue
-            executed += engine.execute_sql(
-                target,
-                op.version,
-                sql,
-                log,
-                resumed=resumed,
-                # Marked inside the target's transaction, right before its first statement: an
-                # Abort that wins the race rolls the SQL back with it.
-                before_first_statement=lambda: pass_point_of_no_return(plan),
-                offset=executed,
-                total=total,
-            )
+        # One transaction for the whole plan, the applications in dependency order. The point of
+        # no return is marked inside it, right before its first statement: an Abort that wins the
+        # race rolls the SQL back with it.
+        executed = engine.execute_plan_sql(
+            plan,
+            target,
+            deploys,
+            generated,
+            log,
+            resumed=resumed,
+            before_first_statement=lambda: pass_point_of_no_return(plan),
+        )
     except StepFailed:
         end_step(step, StepState.FAILED)
         raise
@@ -144,6 +139,9 @@ def run_continue(stage: Stage) -> None:
 
     if deploys or undeploys:
         engine.clean_up_releases(plan, frontends)
+
+    # Foreign keys and checks added NOT VALID in the window: validated now, reads and writes going on.
+    engine.validate_after_window(target, generated, PlanStepLog(plan))
 
     # --- mobile packages ---------------------------------------------------------------------
     mobile_failed = []

@@ -23,13 +23,17 @@ from deployments.models import (
     StageKind,
     Step,
 )
+from deployments.stages import sql_estimates
 from deployments.stages.log import PlanStepLog
-from deployments.steps import StepFailed
+from deployments.statements.scripts import squawk_findings
+from deployments.steps import StepFailed, sql_estimate
 from deployments.steps.compile import compile_version as compile_step
 from deployments.steps.mobile import build_mobile_package
-from deployments.steps.sql import GeneratedScript, generate_sql
+from deployments.steps.schema import connect
+from deployments.steps.sql import DATA_MODEL, GeneratedScript, generate_sql
 from deployments.steps.sql_execute import current_fingerprint, rehearse_sql
-from deployments.steps.sql_execute import execute_sql as execute_step
+from deployments.steps.sql_window import PlannedScript
+from deployments.steps.sql_window import execute_plan_sql as execute_window_sql
 from deployments.steps.switch import releases_for, revert_switch, switch_frontends
 from deployments.steps.upload import Binary, upload_binaries
 from deployments.steps.validate import dependencies_of
@@ -88,10 +92,20 @@ def generate_and_rehearse(target: Environment, version: ApplicationVersion, log:
         environment=target, version=version, log=log, previous_version=_running_version(target, version)
     )
     seconds = 0.0
+    rewritten: tuple[int, ...] = ()
     if generated.statements:
         report = rehearse_sql(environment=target, generated=generated, log=log)
-        seconds = report.seconds
+        seconds, rewritten = report.seconds, report.rewritten
     fields = generated.model_fields()
+    statements, totals = estimate_generated(target, generated, fields["statements"], rewritten=rewritten)
+    fields["statements"] = statements
+    fields["estimate"] = totals
+    if statements:
+        log.info(
+            f"Estimated Continue SQL for {generated.application} on {target.name}: typical "
+            f"{totals['typical_s']:.1f} s, pessimistic {totals['pessimistic_s']:.1f} s "
+            f"({sql_estimate.basis_sentence(totals['throughputs'])})."
+        )
     return Generated(
         statements=fields["statements"],
         warnings=fields["warnings"],
@@ -99,6 +113,80 @@ def generate_and_rehearse(target: Environment, version: ApplicationVersion, log:
         rehearsal_seconds=seconds,
         model_fields=fields,
     )
+
+
+def move_out_of_window(
+    plan: DeploymentPlan, application: Any, target: Environment, generated: Generated, log: PlanStepLog
+) -> None:
+    """The environment builds new indexes during Prepare: build them now, concurrently, and add
+    foreign keys and checks NOT VALID in the window (validated after it). Totals follow."""
+    from deployments.stages import prepared_indexes
+
+    schema = (generated.model_fields.get("schema_snapshot") or {}).get("schema", "")
+    statements = prepared_indexes.defer_validation(generated.statements)
+    statements = prepared_indexes.build_at_prepare(
+        plan=plan, application=application, target=target, schema=schema, statements=statements, log=log
+    )
+    totals = dict(generated.model_fields.get("estimate") or {})
+    totals["typical_s"] = round(sum((s.get("estimate") or {}).get("typical_s", 0) for s in statements), 3)
+    totals["pessimistic_s"] = round(sum((s.get("estimate") or {}).get("pessimistic_s", 0) for s in statements), 3)
+    generated.statements = statements
+    generated.model_fields["statements"] = statements
+    generated.model_fields["estimate"] = totals
+
+
+def estimate_generated(
+    target: Environment,
+    generated: GeneratedScript,
+    statements: list[dict[str, Any]],
+    *,
+    rewritten: tuple[int, ...] = (),
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each statement with its estimate and squawk's findings on generated DDL; and the totals.
+    Table sizes come from the target's catalog (no scan); a rewrite the rehearsal did not see
+    (a binary-coercible type change) counts as catalog work."""
+    if not statements:
+        return statements, {"typical_s": 0.0, "pessimistic_s": 0.0, "throughputs": {}, "sizes": {}}
+    statements = [dict(s) for s in statements]
+    for index, statement in enumerate(statements):
+        if index in rewritten:
+            continue
+        statement["actions"] = [
+            {**a, "cost": "catalog", "detail": {**(a.get("detail") or {}), "rewrite_not_seen": True}}
+            if a.get("cost") == "rewrite"
+            else a
+            for a in statement.get("actions") or ()
+        ]
+    generated_ddl = [s for s in statements if s.get("source") == DATA_MODEL]
+    if generated_ddl:
+        # One squawk run over the generated DDL; each finding goes to the statement on its lines.
+        starts, line = [], 1
+        for statement in generated_ddl:
+            starts.append(line)
+            line += statement["sql"].count("\n") + 1
+        findings = squawk_findings("".join(s["sql"] + ";\n" for s in generated_ddl))
+        for number, statement in enumerate(generated_ddl):
+            end = starts[number + 1] if number + 1 < len(starts) else 10**9
+            statement["lint"] = [
+                {"rule": f["rule"], "message": f["message"]} for f in findings if starts[number] <= f["line"] < end
+            ]
+    conn = connect(target.app_db_dsn())
+    try:
+        conn.set_session(readonly=True)
+        with conn.cursor() as cursor:
+            sizes = sql_estimate.read_table_sizes(cursor, [generated.schema])
+    finally:
+        conn.close()
+    estimates, totals = sql_estimate.estimate_statements(
+        statements,
+        schema=generated.schema,
+        sizes=sizes,
+        throughputs=sql_estimates.throughputs_for(target),
+        lock_timeout_s=target.sql_lock_timeout_ms / 1000,
+    )
+    for statement, estimate in zip(statements, estimates, strict=True):
+        statement["estimate"] = estimate
+    return statements, totals
 
 
 def schema_fingerprint(target: Environment, version: ApplicationVersion) -> str:
@@ -109,6 +197,18 @@ def schema_fingerprint(target: Environment, version: ApplicationVersion) -> str:
         raise
     except Exception as exc:
         raise StepFailed(f"Cannot read the schema of {manifest.name} in {target.name}: {exc}") from None
+
+
+def schema_description(target: Environment, version: ApplicationVersion) -> dict[str, Any]:
+    """The live schema's canonical description (what the fingerprint hashes), to name drift."""
+    from deployments.steps.schema import read_schema_from_dsn
+
+    manifest = manifest_from_json(version.manifest)
+    try:
+        live = read_schema_from_dsn(target.app_db_dsn(), schema=manifest.data_model.schema, application=manifest.name)
+    except Exception as exc:
+        raise StepFailed(f"Cannot read the schema of {manifest.name} in {target.name}: {exc}") from None
+    return live.description()
 
 
 def upload(
@@ -131,60 +231,77 @@ def upload(
 # --- Continue --------------------------------------------------------------------------------
 
 
-class _OffsetLog:
-    """Progress of one application's statements, shown as progress over the whole plan's SQL."""
-
-    def __init__(self, log: PlanStepLog, offset: int, total: int) -> None:
-        self.log, self.offset, self.total = log, offset, total
-
-    def info(self, message: str) -> None:
-        self.log.info(message)
-
-    def warning(self, message: str) -> None:
-        self.log.warning(message)
-
-    def error(self, message: str) -> None:
-        self.log.error(message)
-
-    def progress(self, done: int, total: int) -> None:
-        self.log.progress(self.offset + done, max(self.total, self.offset + total))
-
-
-def execute_sql(
+def execute_plan_sql(
+    plan: DeploymentPlan,
     target: Environment,
-    version: ApplicationVersion,
-    row: GeneratedSql,
+    deploys: Sequence[PlanOperation],
+    generated: dict[int, GeneratedSql],
     log: PlanStepLog,
     *,
     resumed: bool,
     before_first_statement: Callable[[], None],
-    offset: int = 0,
-    total: int = 0,
 ) -> int:
-    """Execute one application's SQL in one transaction; return how many statements ran.
+    """Execute all of the plan's SQL in one transaction on the target; return how many statements ran.
 
     A resumed Continue (its worker died after the point of no return) cannot know whether the
     target committed: it generates the SQL again against the live schema. Additive DDL for what
     exists is empty and applied scripts are in the history table, so nothing runs twice.
+    Indexes built at Prepare are renamed instead of built; foreign keys and checks are added NOT
+    VALID when the target builds indexes during Prepare, and validated after the switch.
     """
-    if resumed:
-        generated = generate_sql(
-            environment=target, version=version, log=log, previous_version=_running_version(target, version)
-        )
-        if not generated.statements:
-            log.info(f"{version.application.name}: the SQL of this plan is already applied.")
-            return 0
-    else:
-        generated = GeneratedScript.from_model(row)
-        if not generated.statements:
-            return 0
-    report = execute_step(
-        environment=target,
-        generated=generated,
-        log=_OffsetLog(log, offset, total),
+    from django.utils import timezone
+
+    from deployments.stages import prepared_indexes
+
+    planned: list[PlannedScript] = []
+    estimates: list[dict[str, Any] | None] = []
+    for op in deploys:
+        row = generated.get(op.application_id)
+        if row is None:
+            continue
+        if resumed:
+            script = generate_sql(
+                environment=target, version=op.version, log=log, previous_version=_running_version(target, op.version)
+            )
+            if not script.statements:
+                log.info(f"{op.application.name}: the SQL of this plan is already applied.")
+                continue
+        else:
+            script = GeneratedScript.from_model(row)
+            if not script.statements:
+                continue
+        replacements = prepared_indexes.replacements(plan, op.application, script, target=target)
+        planned.append(PlannedScript(generated=script, replacements=replacements))
+        estimates += [s.estimate for s in script.statements]
+    now = timezone.now()
+    window = target.window_at(now)
+    # Inside an open window its end is the transaction's deadline; outside (an audited override)
+    # only the statement timeout bounds it.
+    deadline = window[1] if window is not None and window[0] <= now < window[1] else None
+    report = execute_window_sql(
+        dsn=target.app_db_dsn(),
+        where=target.name,
+        planned=planned,
+        log=log,
+        lock_timeout_ms=int(target.sql_lock_timeout_ms),
+        statement_timeout_ms=int(target.sql_statement_timeout_ms),
+        deadline=deadline,
         before_first_statement=before_first_statement,
     )
+    sql_estimates.record_runs(target, report.runs, estimates)
+    prepared_indexes.mark_used(plan)
     return report.statements
+
+
+def validate_after_window(target: Environment, generated: dict[int, GeneratedSql], log: PlanStepLog) -> list[str]:
+    """Constraints added NOT VALID in the window, validated now that the switch is done."""
+    from deployments.stages import prepared_indexes
+
+    problems = []
+    for row in generated.values():
+        schema = (row.schema_snapshot or {}).get("schema", "")
+        problems += prepared_indexes.validate_deferred(target=target, statements=row.statements, schema=schema, log=log)
+    return problems
 
 
 def switch_id_for(stage: Stage) -> str:

@@ -13,7 +13,7 @@ from deployments.models import (
     StageKind,
     StepKind,
 )
-from deployments.stages import engine, queue
+from deployments.stages import engine, prepared_indexes, queue
 from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
 from deployments.stages.stop import check_not_aborted
 from deployments.stages.validity import take_snapshot
@@ -60,6 +60,9 @@ def run_prepare(stage: Stage) -> None:
         end_step(step)
 
     fingerprints: dict[str, str] = {}
+    # Prepare Again: indexes an earlier Prepare built for this plan are dropped and built anew
+    # against what the target holds now.
+    prepared_indexes.drop_for_plan(plan.pk, why="Prepare again")
     GeneratedSql.objects.filter(plan=plan).delete()
     for op in deploys:
         check_not_aborted(plan)
@@ -67,6 +70,8 @@ def run_prepare(stage: Stage) -> None:
         log = PlanStepLog(plan, step)
         try:
             generated = engine.generate_and_rehearse(target, op.version, log)
+            if target.build_indexes_during_prepare:
+                engine.move_out_of_window(plan, op.application, target, generated, log)
         except StepFailed:
             end_step(step, StepState.FAILED)
             raise

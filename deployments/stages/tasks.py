@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from deployments.stages import queue, reaper, runner
+from deployments.stages import prepared_indexes, queue, reaper, runner
 
 
 @shared_task(name=queue.RUN_STAGE, bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -16,3 +16,8 @@ def run_stage(self, stage_id: int) -> str | None:
 @shared_task(name="deployments.tasks.reap_stale_stages")
 def reap_stale_stages() -> list[int]:
     return reaper.reap_stale_stages()
+
+
+@shared_task(name=prepared_indexes.DROP_TASK, acks_late=True)
+def drop_prepared_indexes(plan_id: int, why: str) -> int:
+    return prepared_indexes.drop_for_plan(plan_id, why=why)

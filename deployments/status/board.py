@@ -16,7 +16,7 @@ from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from core.durations import seconds_label
-from deployments.models import DeploymentPlan, RunningVersion, Stage, Step
+from deployments.models import DeploymentPlan, GeneratedSql, RunningVersion, Stage, Step
 from deployments.state import machine
 from deployments.state.machine import StageState, StepState
 from environments.models import Environment, FrontEnd
@@ -68,6 +68,15 @@ class EnvironmentCard:
     last_label: str
     last_class: str
     agents: list[AgentState]
+    # A prepared plan's Continue SQL estimate (typical, pessimistic) in seconds, from Prepare.
+    sql_estimate: tuple[float, float] | None = None
+
+    @property
+    def sql_estimate_label(self) -> str:
+        if self.sql_estimate is None:
+            return ""
+        typical, pessimistic = self.sql_estimate
+        return f"{seconds_label(typical)} (up to {seconds_label(pessimistic)})"
 
     @property
     def waiting_label(self) -> str:
@@ -132,6 +141,16 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
             pk__in=Environment.objects.filter(pk__in=env_ids).annotate(last=Subquery(newest_final)).values("last")
         ).select_related("source")
     }
+    estimates: dict[int, tuple[float, float]] = {}
+    prepared_ids = [p.pk for p in holders.values() if p.is_waiting]
+    for plan_id, totals, rehearsal in GeneratedSql.objects.filter(plan_id__in=prepared_ids).values_list(
+        "plan_id", "estimate", "rehearsal_seconds"
+    ):
+        typical, pessimistic = estimates.get(plan_id, (0.0, 0.0))
+        totals = totals or {}
+        typical += float(totals.get("typical_s", rehearsal or 0.0))
+        pessimistic += float(totals.get("pessimistic_s", rehearsal or 0.0))
+        estimates[plan_id] = (typical, pessimistic)
     agents: dict[int, list[AgentState]] = {}
     for fe in FrontEnd.objects.filter(environment_id__in=env_ids).order_by("name"):
         agents.setdefault(fe.environment_id, []).append(_agent_state(fe, now))
@@ -174,6 +193,7 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 last_label=last_label,
                 last_class=last_class,
                 agents=agents.get(env.pk, []),
+                sql_estimate=estimates.get(holder.pk) if holder is not None else None,
             )
         )
     return cards

@@ -29,9 +29,11 @@ from deployments.models import (
 )
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
-from deployments.statements import FLAG_LABELS
+from deployments.statements.parse import FLAG_LABELS
 from deployments.status import progress
 from deployments.status.pulse import PlanPulse, plan_pulse
+from environments import access
+from environments.models import AccessLevel
 
 # The page opens on the newest lines of the log; earlier ones come a window at a time on demand.
 LOG_WINDOW = 200
@@ -197,6 +199,7 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
     generated = _generated(plan)
     context = _live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated)
     context.update(_settled_context(plan, generated, context["frontend_count"]))
+    context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
     newest = list(plan.log_lines.order_by("-seq")[:LOG_WINDOW])[::-1]
     last_seq = newest[-1].seq if newest else 0
     stages = pulse.stages if pulse is not None else ""  # vanished meanwhile: the next poll answers 404
@@ -279,6 +282,7 @@ def plan_live_response(
             cache.set(stages_key, stages_html, STAGES_CACHE_SECONDS)
         if settled:
             context.update(_settled_context(plan, generated, context["frontend_count"]))
+            context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
     context.update(
         stages_html=stages_html,
         lines=lines,

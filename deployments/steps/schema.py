@@ -31,7 +31,7 @@ HISTORY_DDL = (
     ")"
 )
 
-SCHEMA_QUERY = """
+SCHEMA_QUERY = r"""
 select
   exists(select 1 from pg_namespace where nspname = %(schema)s) as schema_exists,
   to_regclass(%(history)s) is not null as history_exists,
@@ -54,7 +54,7 @@ select
                         || coalesce(' where ' || pg_get_expr(x.indpred, x.indrelid), '')
                   ) order by i.relname), '[]')
                   from pg_index x join pg_class i on i.oid = x.indexrelid join pg_am am on am.oid = i.relam
-                  where x.indrelid = c.oid),
+                  where x.indrelid = c.oid and i.relname not like 'lifetime\_prep\_%%'),
       'constraints', (select coalesce(json_agg(json_build_array(
                           k.conname, k.contype::text, pg_get_constraintdef(k.oid)) order by k.conname), '[]')
                       from pg_constraint k where k.conrelid = c.oid)
@@ -74,6 +74,9 @@ select
   coalesce((select json_agg(e.extname order by e.extname) from pg_extension e where e.extname <> 'plpgsql'), '[]')
     as extensions
 """
+# Indexes named lifetime_prep_* are the ones Prepare builds ahead of the window (stages/prepared_indexes.py):
+# they are the console's, not the application's schema, and never count as drift.
+PREPARED_INDEX_PREFIX = "lifetime_prep_"
 # pg_get_indexdef() is the costliest part of the read (a third of it for 600 indexes): the
 # fingerprint and the diff use the index's structure; only the rehearsal's copy needs the DDL.
 INDEX_DEFINITION = "pg_get_indexdef(x.indexrelid)"
@@ -221,23 +224,48 @@ def describe_drift(before: dict[str, Any], after: dict[str, Any], *, limit: int 
     """Human lines saying what differs between two descriptions, e.g. for a refused Continue."""
     lines: list[str] = []
 
-    def walk(old: Any, new: Any, path: str) -> None:
+    schema = after.get("schema") or before.get("schema") or ""
+
+    def walk(old: Any, new: Any, path: tuple[str, ...]) -> None:
         if len(lines) >= limit or old == new:
             return
-        if isinstance(old, dict) and isinstance(new, dict):
+        if isinstance(old, dict) and isinstance(new, dict) and len(path) < 4:
             for key in sorted(set(old) | set(new)):
-                where = f"{path}.{key}" if path else str(key)
+                where = (*path, str(key))
                 if key not in old:
-                    lines.append(f"{where}: appeared")
+                    lines.append(f"{_drift_label(schema, where)} appeared")
                 elif key not in new:
-                    lines.append(f"{where}: disappeared")
+                    lines.append(f"{_drift_label(schema, where)} disappeared")
                 else:
                     walk(old[key], new[key], where)
         else:
-            lines.append(f"{path}: was {_short(old)}, now {_short(new)}")
+            lines.append(f"{_drift_label(schema, path)} was {_short(old)}, now {_short(new)}")
 
-    walk(before, after, "")
+    walk(before, after, ())
     return lines[:limit]
+
+
+def _drift_label(schema: str, path: tuple[str, ...]) -> str:
+    """Words an operator reads at 02:00: "column hr_core.employee.salary", "index employee_x_idx on ..."."""
+    if len(path) >= 4 and path[0] == "tables":
+        table, part, name = path[1], path[2], path[3]
+        if part == "columns":
+            return f"column {schema}.{table}.{name}"
+        if part == "indexes":
+            return f"index {schema}.{name} on {schema}.{table}"
+        if part == "constraints":
+            return f"constraint {name} on {schema}.{table}"
+    if len(path) >= 2 and path[0] == "tables":
+        return f"table {schema}.{path[1]}" + (f" ({path[2]})" if len(path) > 2 else "")
+    if len(path) >= 2 and path[0] == "objects":
+        return f"view or sequence {schema}.{path[1]}"
+    if len(path) >= 2 and path[0] == "functions":
+        return f"function {schema}.{path[1]}"
+    if len(path) >= 2 and path[0] == "applied_scripts":
+        return f"applied script {path[1]}"
+    if path == ("exists",):
+        return f"schema {schema}"
+    return ".".join(path) or "the schema"
 
 
 def _short(value: Any) -> str:

@@ -16,15 +16,16 @@ import time
 from typing import Any
 
 from deployments.catalog.bundles import VOLATILE_DEFAULTS, Column, Manifest, Table, manifest_from_json
-from deployments.statements import (
+from deployments.statements import scripts as script_analysis
+from deployments.statements.parse import (
     BLOCKS_WRITES,
+    CATALOG,
     DESTRUCTIVE,
     FLAG_LABELS,
     LOCK_HEAVY,
     REWRITES_TABLE,
     TOUCHES_ROWS,
-    classify,
-    split_script,
+    classify_one,
 )
 from deployments.steps import StepFailed, StepLog
 from deployments.steps.schema import (
@@ -53,9 +54,25 @@ class SqlStatement:
     source: str  # "data model", "history" or the script's path in the bundle
     flags: tuple[str, ...] = ()
     line: int | None = None  # first line in its script
+    # From PostgreSQL's parser: what the statement does to which table, under which lock, at which
+    # kind of cost ([statements.parse.Action.as_json()]); squawk's findings; the estimate in seconds.
+    actions: tuple[dict[str, Any], ...] = ()
+    lint: tuple[dict[str, str], ...] = ()
+    estimate: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"sql": self.sql, "kind": self.kind, "source": self.source, "flags": list(self.flags), "line": self.line}
+        data: dict[str, Any] = {
+            "sql": self.sql,
+            "kind": self.kind,
+            "source": self.source,
+            "flags": list(self.flags),
+            "line": self.line,
+            "actions": list(self.actions),
+            "lint": list(self.lint),
+        }
+        if self.estimate is not None:
+            data["estimate"] = self.estimate
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SqlStatement:
@@ -65,6 +82,9 @@ class SqlStatement:
             source=data["source"],
             flags=tuple(data.get("flags") or ()),
             line=data.get("line"),
+            actions=tuple(data.get("actions") or ()),
+            lint=tuple(data.get("lint") or ()),
+            estimate=data.get("estimate"),
         )
 
 
@@ -125,11 +145,30 @@ def generate_sql(*, environment: Any, version: Any, log: StepLog, previous_versi
         raise StepFailed(f"{environment.name} has no application database configured: SQL cannot be generated.")
     manifest = manifest_from_json(version.manifest)
     previous = manifest_from_json(previous_version.manifest) if previous_version is not None else None
-    return generate_sql_for_dsn(dsn=dsn, manifest=manifest, log=log, previous=previous)
+    return generate_sql_for_dsn(
+        dsn=dsn, manifest=manifest, log=log, previous=previous, analysis=kept_analysis(version, manifest)
+    )
+
+
+def kept_analysis(version: Any, manifest: Manifest) -> dict[str, Any]:
+    """The scripts' analysis kept at registration; made (and kept) now for a version registered
+    before it existed or parsed by another parser release."""
+    analysis = getattr(version, "script_analysis", None) or {}
+    if script_analysis.is_current(analysis, manifest.scripts):
+        return analysis
+    analysis = script_analysis.analyse_scripts(manifest.scripts)
+    if getattr(version, "pk", None):
+        type(version).objects.filter(pk=version.pk).update(script_analysis=analysis)
+    return analysis
 
 
 def generate_sql_for_dsn(
-    *, dsn: str, manifest: Manifest, log: StepLog, previous: Manifest | None = None
+    *,
+    dsn: str,
+    manifest: Manifest,
+    log: StepLog,
+    previous: Manifest | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> GeneratedScript:
     started = time.monotonic()
     try:
@@ -140,7 +179,7 @@ def generate_sql_for_dsn(
         conn.set_session(readonly=True)
         with conn.cursor() as cursor:
             live = read_live_schema(cursor, schema=manifest.data_model.schema, application=manifest.name)
-            result = plan_statements(manifest=manifest, live=live, previous=previous, cursor=cursor)
+            result = plan_statements(manifest=manifest, live=live, previous=previous, cursor=cursor, analysis=analysis)
     finally:
         conn.close()
     seconds = time.monotonic() - started
@@ -159,13 +198,21 @@ def generate_sql_for_dsn(
 
 
 def plan_statements(
-    *, manifest: Manifest, live: LiveSchema, previous: Manifest | None = None, cursor: Any = None
+    *,
+    manifest: Manifest,
+    live: LiveSchema,
+    previous: Manifest | None = None,
+    cursor: Any = None,
+    analysis: dict[str, Any] | None = None,
 ) -> GeneratedScript:
     """The pure diff: statements, warnings and errors from a data model and a live schema.
 
     ``cursor`` is used only to ask whether a table has rows when that decides an error.
+    ``analysis`` is the scripts' parse kept at registration (made here when not given).
     """
-    diff = _Diff(manifest=manifest, live=live, previous=previous, cursor=cursor)
+    if analysis is None or not script_analysis.is_current(analysis, manifest.scripts):
+        analysis = script_analysis.analyse_scripts(manifest.scripts)
+    diff = _Diff(manifest=manifest, live=live, previous=previous, cursor=cursor, analysis=analysis)
     diff.run()
     if diff.errors:
         raise StepFailed(
@@ -185,7 +232,10 @@ def plan_statements(
 
 
 class _Diff:
-    def __init__(self, *, manifest: Manifest, live: LiveSchema, previous: Manifest | None, cursor: Any) -> None:
+    def __init__(
+        self, *, manifest: Manifest, live: LiveSchema, previous: Manifest | None, cursor: Any, analysis: dict[str, Any]
+    ) -> None:
+        self.analysis = analysis
         self.manifest = manifest
         self.live = live
         self.previous = previous
@@ -197,7 +247,15 @@ class _Diff:
         self.notes: list[str] = []
 
     def add(self, sql: str, kind: str, flags: tuple[str, ...] = ()) -> None:
-        self.statements.append(SqlStatement(sql=sql, kind=kind, source=DATA_MODEL, flags=flags))
+        # Generated DDL goes through the same parser as the scripts: the estimate reads its actions.
+        parsed = classify_one(sql, line=1)
+        actions = [a.as_json() for a in parsed.actions]
+        if kind == "widen_column" and REWRITES_TABLE not in flags:
+            # The generator knows a binary-coercible widening (varchar(n) to a larger n) rewrites nothing.
+            actions = [{**a, "cost": CATALOG} for a in actions]
+        if kind in ("create_table", "create_index") and not flags:
+            actions = [{**a, "cost": CATALOG, "detail": {**a["detail"], "new_table": True}} for a in actions]
+        self.statements.append(SqlStatement(sql=sql, kind=kind, source=DATA_MODEL, flags=flags, actions=tuple(actions)))
 
     def qualified(self, table: str) -> str:
         return f"{q(self.schema)}.{q(table)}"
@@ -342,22 +400,32 @@ class _Diff:
         if not pending:
             return
         if not self.live.history_exists:
-            self.statements.append(SqlStatement(sql=HISTORY_DDL, kind="history_table", source=HISTORY))
+            # One execute() per statement, as everywhere: the history's schema, then its table.
+            for ddl in HISTORY_DDL.split(";\n"):
+                self.statements.append(SqlStatement(sql=ddl, kind="history_table", source=HISTORY))
+        refused = script_analysis.refusals(self.analysis)
+        if refused:
+            # Refused at registration already; checked again here for versions registered before a rule.
+            self.errors.extend(refused)
+            return
         for script in pending:
-            statements = split_script(script.sql)
-            for number, statement in enumerate(statements, start=1):
-                verdict = classify(statement.sql)
-                if verdict.refused:
-                    self.errors.append(f"{script.name}, line {statement.line} (statement {number}): {verdict.refused}.")
-                    continue
-                for flag in verdict.flags:
+            statements = script_analysis.statements_of(self.analysis, script.name) or []
+            for statement in statements:
+                flags = tuple(statement.get("flags") or ())
+                for flag in flags:
                     if flag in (DESTRUCTIVE, REWRITES_TABLE):
                         self.warnings.append(
-                            f"{script.name}, line {statement.line}: {verdict.kind.upper()} {FLAG_LABELS[flag]}."
+                            f"{script.name}, line {statement['line']}: {statement['kind'].upper()} {FLAG_LABELS[flag]}."
                         )
                 self.statements.append(
                     SqlStatement(
-                        sql=statement.sql, kind="script", source=script.name, flags=verdict.flags, line=statement.line
+                        sql=statement["sql"],
+                        kind="script",
+                        source=script.name,
+                        flags=flags,
+                        line=statement["line"],
+                        actions=tuple(statement.get("actions") or ()),
+                        lint=tuple(statement.get("lint") or ()),
                     )
                 )
             if not statements:

@@ -1,9 +1,11 @@
-"""Rehearse SQL (at Prepare, on a scratch copy) and execute it (at Continue, on the target).
+"""Rehearse SQL at Prepare, on a scratch copy of the target's schema on the console's own
+rehearsal server (never the target's), as a role without rights on that server's host.
 
-Both run the generated statements in one transaction, statement by statement, so that a failure
-names the statement, its place in its script and PostgreSQL's message. Execution first checks that
-the target still has the schema the SQL was generated against (the fingerprint): the statements
-were planned for that schema and nothing else.
+The rehearsal runs the generated statements in one transaction, statement by statement, so that
+a failure names the statement, its place in its script and PostgreSQL's message; it also sees
+which statements really rewrite a table. Execution at Continue (all of a plan's statements in one
+transaction on the target) lives in ``steps/sql_window.py``; ``execute_sql`` here runs one
+application's statements through it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ SCRATCH_PREFIX = "lifetime_rehearsal_"
 
 @dataclasses.dataclass(frozen=True)
 class RehearsalReport:
-    seconds: float  # running the statements, what Continue will roughly spend
+    seconds: float  # running the statements on an empty copy: the catalog part of Continue
     total_seconds: float  # with creating, filling and dropping the scratch database
     statements: int
+    rewritten: tuple[int, ...] = ()  # statements seen rewriting an existing table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,18 +52,6 @@ def _dsn_of(environment: Any) -> str:
 # --- fingerprint ---------------------------------------------------------------------
 
 
-def check_schema_unchanged(*, environment: Any, generated: GeneratedScript, log: StepLog) -> None:
-    """StepFailed, naming the differences, when the target's schema is not the one SQL was generated for."""
-    conn = _connect(_dsn_of(environment))
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cursor:
-            _check_fingerprint(cursor, generated=generated, where=environment.name)
-    finally:
-        conn.close()
-    log.info(f"Schema of {generated.schema} on {environment.name} is the one SQL was generated for.")
-
-
 def current_fingerprint(*, environment: Any, schema: str, application: str) -> str:
     """The live fingerprint of ``application``'s schema in ``environment``: what Prepare records."""
     conn = _connect(_dsn_of(environment))
@@ -71,28 +62,85 @@ def current_fingerprint(*, environment: Any, schema: str, application: str) -> s
         conn.close()
 
 
-def _check_fingerprint(cursor: Any, *, generated: GeneratedScript, where: str) -> None:
-    live = read_live_schema(cursor, schema=generated.schema, application=generated.application)
-    if live.fingerprint == generated.schema_fingerprint:
-        return
-    differences = describe_drift(generated.schema_snapshot, live.description()) or ["(details not recorded)"]
-    raise StepFailed(
-        f"The schema of {generated.application} in {where} changed since its SQL was generated: "
-        + "; ".join(differences)
-        + ". Prepare the plan again.",
-        detail={"drift": differences, "expected": generated.schema_fingerprint, "found": live.fingerprint},
-    )
-
-
 # --- rehearsal ---------------------------------------------------------------------
 
 
-def rehearse_sql(*, environment: Any, generated: GeneratedScript, log: StepLog) -> RehearsalReport:
-    """Run the statements on a scratch database holding a copy of the target's schema, then drop it.
+@dataclasses.dataclass(frozen=True)
+class RehearsalServer:
+    """The console's own PostgreSQL for rehearsals: ``admin_dsn`` creates and drops scratch
+    databases; the scripts run as ``role`` (no superuser, server-program or server-file rights)."""
 
-    The target is only read. The scratch database is created on the same server (the role in the
-    connection string needs CREATEDB), so that extensions and server version match.
-    """
+    admin_dsn: str
+    role: str
+    role_password: str = ""
+
+    @classmethod
+    def from_settings(cls) -> RehearsalServer:
+        from django.conf import settings
+
+        return cls(
+            admin_dsn=settings.REHEARSAL_DATABASE_URL,
+            role=settings.REHEARSAL_ROLE,
+            role_password=settings.REHEARSAL_ROLE_PASSWORD,
+        )
+
+    def role_dsn(self, dbname: str) -> str:
+        extra = {"password": self.role_password} if self.role_password else {}
+        return make_dsn(self.admin_dsn, dbname=dbname, user=self.role, **extra)
+
+    def summary(self) -> str:
+        from psycopg2.extensions import parse_dsn
+
+        params = parse_dsn(self.admin_dsn)
+        return f"{params.get('host') or 'local socket'}:{params.get('port') or 5432}"
+
+
+# Rights the rehearsal role must never have: what a script could do to the server's host.
+_ROLE_CHECK = """
+select r.rolsuper or r.rolcreaterole or r.rolreplication or r.rolbypassrls,
+       coalesce((select bool_or(pg_has_role(r.oid, g.oid, 'member'))
+                   from pg_roles g where g.rolname in ('pg_execute_server_program', 'pg_read_server_files',
+                                                       'pg_write_server_files', 'pg_signal_backend')), false)
+  from pg_roles r where r.rolname = %s
+"""
+
+
+def ensure_rehearsal_role(admin: Any, server: RehearsalServer) -> None:
+    """Create the rehearsal role when missing; refuse to rehearse if it has rights it must not have."""
+    with admin.cursor() as cursor:
+        cursor.execute(_ROLE_CHECK, [server.role])
+        row = cursor.fetchone()
+        if row is None:
+            password = (
+                pgsql.SQL(" PASSWORD {}").format(pgsql.Literal(server.role_password))
+                if server.role_password
+                else pgsql.SQL("")
+            )
+            cursor.execute(
+                pgsql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS").format(
+                    pgsql.Identifier(server.role)
+                )
+                + password
+            )
+            return
+    if row[0] or row[1]:
+        raise StepFailed(
+            f"The rehearsal role {server.role} has superuser, role, replication or server-program/file rights: "
+            "a rehearsal must not be able to reach the server's host. Use a role without them."
+        )
+
+
+def rehearse_sql(
+    *,
+    environment: Any,
+    generated: GeneratedScript,
+    log: StepLog,
+    server: RehearsalServer | None = None,
+) -> RehearsalReport:
+    """Run the statements on a scratch database of the rehearsal server, holding a copy of the
+    target's schema, then drop it. The target only receives catalog reads (its schema, its version);
+    the scratch database lives on the console's own rehearsal server, never on the target's."""
+    server = server or RehearsalServer.from_settings()
     dsn = _dsn_of(environment)
     started = time.monotonic()
     conn = _connect(dsn)
@@ -102,7 +150,7 @@ def rehearse_sql(*, environment: Any, generated: GeneratedScript, log: StepLog) 
             live = read_live_schema(
                 cursor, schema=generated.schema, application=generated.application, definitions=True
             )
-            server = conn.server_version
+        target_major = conn.server_version // 10000
     finally:
         conn.close()
     if live.fingerprint != generated.schema_fingerprint:
@@ -114,41 +162,88 @@ def rehearse_sql(*, environment: Any, generated: GeneratedScript, log: StepLog) 
     if not generated.statements:
         log.info(f"Nothing to rehearse for {generated.application}: no SQL.")
         return RehearsalReport(seconds=0.0, total_seconds=time.monotonic() - started, statements=0)
-    scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
-    admin = _connect(dsn)
-    admin.autocommit = True  # CREATE/DROP DATABASE refuse to run inside a transaction
     try:
+        admin = psycopg2.connect(server.admin_dsn, connect_timeout=10, application_name="lifetime-rehearsal")
+    except psycopg2.Error as exc:
+        raise StepFailed(
+            f"The rehearsal server ({server.summary()}) does not answer: {_first_line(exc)}. Start it "
+            "(scripts/bootstrap.sh starts a private one) or set REHEARSAL_DATABASE_URL. The SQL is never "
+            "rehearsed on the target's own server."
+        ) from None
+    admin.autocommit = True  # CREATE/DROP DATABASE refuse to run inside a transaction
+    scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    try:
+        if admin.server_version // 10000 != target_major:
+            raise StepFailed(
+                f"The rehearsal server ({server.summary()}) runs PostgreSQL {admin.server_version // 10000} and "
+                f"{environment.name}'s database PostgreSQL {target_major}: a rehearsal must run on the same major "
+                "version. Point REHEARSAL_DATABASE_URL at a server of that version."
+            )
+        ensure_rehearsal_role(admin, server)
         with admin.cursor() as cursor:
-            try:
-                cursor.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(scratch)))
-            except psycopg2.Error as exc:
-                raise StepFailed(
-                    f"Cannot create the scratch database for the rehearsal on {environment.name}'s server "
-                    f"(the connection's role needs CREATEDB): {_first_line(exc)}"
-                ) from None
+            cursor.execute(
+                pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                    pgsql.Identifier(scratch), pgsql.Identifier(server.role)
+                )
+            )
         try:
-            seconds = _rehearse_in(
-                make_dsn(dsn, dbname=scratch), live=live, generated=generated, environment=environment, log=log
+            _create_extensions(make_dsn(server.admin_dsn, dbname=scratch), live.extensions, server)
+            seconds, rewritten = _rehearse_in(
+                server.role_dsn(scratch), live=live, generated=generated, environment=environment, log=log
             )
         finally:
             with admin.cursor() as cursor:
-                drop = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if server >= 130000 else "DROP DATABASE IF EXISTS {}"
-                cursor.execute(pgsql.SQL(drop).format(pgsql.Identifier(scratch)))
+                cursor.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(scratch)))
     finally:
         admin.close()
     total = time.monotonic() - started
     log.info(
         f"Rehearsed {len(generated.statements)} statements of {generated.application} {generated.version} "
-        f"on a scratch copy: {seconds * 1000:.0f} ms ({total:.1f} s with the copy)."
+        f"on a scratch copy on the rehearsal server ({server.summary()}, role {server.role}): "
+        f"{seconds * 1000:.0f} ms ({total:.1f} s with the copy)."
     )
-    return RehearsalReport(seconds=seconds, total_seconds=total, statements=len(generated.statements))
+    return RehearsalReport(
+        seconds=seconds, total_seconds=total, statements=len(generated.statements), rewritten=rewritten
+    )
 
 
-def _rehearse_in(dsn: str, *, live, generated: GeneratedScript, environment: Any, log: StepLog) -> float:
+def _create_extensions(dsn: str, extensions: tuple[str, ...], server: RehearsalServer) -> None:
+    if not extensions:
+        return
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            for name in extensions:
+                try:
+                    cursor.execute(pgsql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(pgsql.Identifier(name)))
+                except psycopg2.Error as exc:
+                    raise StepFailed(
+                        f"The extension {name} of the target is not available on the rehearsal server "
+                        f"({server.summary()}): {_first_line(exc)}"
+                    ) from None
+    finally:
+        conn.close()
+
+
+_RELFILENODES = """
+select n.nspname || '.' || c.relname, c.relfilenode from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p', 'm') and n.nspname not in ('pg_catalog', 'information_schema')
+"""
+
+
+def _rehearse_in(
+    dsn: str, *, live, generated: GeneratedScript, environment: Any, log: StepLog
+) -> tuple[float, tuple[int, ...]]:
+    """Seconds the statements took, and the (0-based) statements that rewrote an existing table:
+    seen from the table's file changing, which settles what the parser can only guess (a type
+    change that is binary-coercible rewrites nothing)."""
     conn = _connect(dsn)
     try:
         with conn.cursor() as cursor:
             for statement in recreate_statements(live):
+                if statement.startswith("CREATE EXTENSION"):
+                    continue  # created by the rehearsal server's administrator beforehand
                 try:
                     cursor.execute(statement)
                 except psycopg2.Error as exc:
@@ -158,13 +253,32 @@ def _rehearse_in(dsn: str, *, live, generated: GeneratedScript, environment: Any
                         f"{_first_line(exc)} in: {statement[:300]}"
                     ) from None
         conn.commit()
+        rewritten: list[int] = []
         with conn.cursor() as cursor:
+            cursor.execute(_RELFILENODES)
+            files = dict(cursor.fetchall())
             started = time.monotonic()
             _set_timeouts(cursor, environment)
-            _run(cursor, generated.statements, log=log, stage="Rehearsal")
+            total = len(generated.statements)
+            log.progress(0, total)
+            for number, statement in enumerate(generated.statements, start=1):
+                try:
+                    cursor.execute(statement.sql)
+                except psycopg2.Error as exc:
+                    raise StepFailed(
+                        _failure_message("Rehearsal", number, total, statement, exc),
+                        detail=_failure_detail(number, statement, exc),
+                    ) from None
+                if any(a.get("cost") == "rewrite" for a in statement.actions):
+                    cursor.execute(_RELFILENODES)
+                    now = dict(cursor.fetchall())
+                    if any(files.get(name) not in (None, now.get(name)) for name in files):
+                        rewritten.append(number - 1)
+                    files = now
+                log.progress(number, total)
             seconds = time.monotonic() - started
         conn.rollback()
-        return seconds
+        return seconds, tuple(rewritten)
     finally:
         conn.close()
 
@@ -178,42 +292,29 @@ def execute_sql(
     generated: GeneratedScript,
     log: StepLog,
     before_first_statement: Callable[[], None] | None = None,
+    deadline: Any = None,
 ) -> ExecutionReport:
-    """Execute the statements on the target in one transaction, scripts recorded in the same one.
+    """Execute one application's statements on the target in one transaction (a plan's SQL, all
+    applications together, goes through ``steps.sql_window.execute_plan_sql``)."""
+    from deployments.steps.sql_window import PlannedScript, execute_plan_sql
 
-    Refuses (StepFailed) when the schema drifted since generation. ``before_first_statement`` is
-    called once, inside the transaction, right before the first statement runs: the plan runner
-    marks its point of no return there (and may raise to stop). A failure rolls everything back.
-    """
     if not generated.statements:
         log.info(f"No SQL to execute for {generated.application}.")
         log.progress(0, 0)
         return ExecutionReport(seconds=0.0, statements=0, scripts_recorded=())
-    conn = _connect(_dsn_of(environment))
-    started = time.monotonic()
-    try:
-        with conn.cursor() as cursor:
-            _set_timeouts(cursor, environment)
-            # Two executions for one application never interleave, even from two workers.
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lifetime:{generated.application}"])
-            _check_fingerprint(cursor, generated=generated, where=environment.name)
-            if before_first_statement is not None:
-                before_first_statement()
-            _run(cursor, generated.statements, log=log, stage="Execution")
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
-    seconds = time.monotonic() - started
-    recorded = tuple(s.source for s in generated.statements if s.kind == "record_script")
-    log.info(
-        f"Executed {len(generated.statements)} statements for {generated.application} {generated.version} "
-        f"on {environment.name} in {seconds * 1000:.0f} ms"
-        + (f"; recorded {', '.join(recorded)}." if recorded else ".")
+    report = execute_plan_sql(
+        dsn=_dsn_of(environment),
+        where=environment.name,
+        planned=[PlannedScript(generated=generated)],
+        log=log,
+        lock_timeout_ms=int(environment.sql_lock_timeout_ms),
+        statement_timeout_ms=int(environment.sql_statement_timeout_ms),
+        deadline=deadline,
+        before_first_statement=before_first_statement,
     )
-    return ExecutionReport(seconds=seconds, statements=len(generated.statements), scripts_recorded=recorded)
+    return ExecutionReport(
+        seconds=report.seconds, statements=report.statements, scripts_recorded=report.scripts_recorded
+    )
 
 
 def _set_timeouts(cursor: Any, environment: Any) -> None:
@@ -285,7 +386,6 @@ def _connect(dsn: str):
 __all__ = [
     "ExecutionReport",
     "RehearsalReport",
-    "check_schema_unchanged",
     "current_fingerprint",
     "execute_sql",
     "rehearse_sql",
