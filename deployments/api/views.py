@@ -25,11 +25,13 @@ from deployments.models import (
     Application,
     ApplicationVersion,
     DeploymentPlan,
+    GeneratedSql,
     MobilePackage,
     PlanOperation,
     RunningVersion,
 )
 from deployments.plans import services as plans
+from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from environments import access
 from environments.models import AccessLevel, Environment
@@ -441,13 +443,10 @@ def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
 def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key)
     estimate = None
-    if plans.is_prepared(plan):
-        from deployments.models import GeneratedSql
-        from deployments.status import progress
-
+    if plan.is_prepared:
         generated = list(GeneratedSql.objects.filter(plan=plan))
         frontends = plan.target.frontends.filter(enabled=True).count()
-        estimate = progress.continue_estimate(plan, generated, frontends).as_api()
+        estimate = continue_estimate(plan, generated, frontends).as_api()
     return JsonResponse(
         serializers.deployment_status(plan, log=list(plan.log_lines.order_by("seq")), continue_estimate=estimate)
     )

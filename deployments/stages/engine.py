@@ -23,13 +23,13 @@ from deployments.models import (
     StageKind,
     Step,
 )
-from deployments.stages import sql_estimates
+from deployments.stages import prepared_indexes, sql_estimates
 from deployments.stages.log import PlanStepLog
 from deployments.statements.scripts import squawk_findings
 from deployments.steps import StepFailed, sql_estimate
 from deployments.steps.compile import compile_version as compile_step
 from deployments.steps.mobile import build_mobile_package
-from deployments.steps.schema import connect
+from deployments.steps.schema import connect, read_schema_from_dsn
 from deployments.steps.sql import DATA_MODEL, GeneratedScript, generate_sql
 from deployments.steps.sql_execute import current_fingerprint, rehearse_sql
 from deployments.steps.sql_window import PlannedScript
@@ -120,8 +120,6 @@ def move_out_of_window(
 ) -> None:
     """The environment builds new indexes during Prepare: build them now, concurrently, and add
     foreign keys and checks NOT VALID in the window (validated after it). Totals follow."""
-    from deployments.stages import prepared_indexes
-
     schema = (generated.model_fields.get("schema_snapshot") or {}).get("schema", "")
     statements = prepared_indexes.defer_validation(generated.statements)
     statements = prepared_indexes.build_at_prepare(
@@ -201,8 +199,6 @@ def schema_fingerprint(target: Environment, version: ApplicationVersion) -> str:
 
 def schema_description(target: Environment, version: ApplicationVersion) -> dict[str, Any]:
     """The live schema's canonical description (what the fingerprint hashes), to name drift."""
-    from deployments.steps.schema import read_schema_from_dsn
-
     manifest = manifest_from_json(version.manifest)
     try:
         live = read_schema_from_dsn(target.app_db_dsn(), schema=manifest.data_model.schema, application=manifest.name)
@@ -251,8 +247,6 @@ def execute_plan_sql(
     """
     from django.utils import timezone
 
-    from deployments.stages import prepared_indexes
-
     planned: list[PlannedScript] = []
     estimates: list[dict[str, Any] | None] = []
     for op in deploys:
@@ -295,8 +289,6 @@ def execute_plan_sql(
 
 def validate_after_window(target: Environment, generated: dict[int, GeneratedSql], log: PlanStepLog) -> list[str]:
     """Constraints added NOT VALID in the window, validated now that the switch is done."""
-    from deployments.stages import prepared_indexes
-
     problems = []
     for row in generated.values():
         schema = (row.schema_snapshot or {}).get("schema", "")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.models import DeploymentPlan, OperationKind, RunningVersion
+from deployments.models import DeploymentPlan, GeneratedSql, OperationKind, RunningVersion
 from deployments.stages import engine
 from deployments.steps import StepFailed
+from deployments.steps.schema import describe_drift, fingerprint_of
 
 
 class PlanNoLongerValid(StepFailed):
@@ -62,9 +63,6 @@ def check_still_valid(plan: DeploymentPlan) -> list[str]:
         live = _descriptions(plan)
     except StepFailed as exc:
         return [*problems, exc.message]
-    from deployments.models import GeneratedSql
-    from deployments.steps.schema import describe_drift, fingerprint_of
-
     prepared = {g.application.name: g for g in GeneratedSql.objects.filter(plan=plan).select_related("application")}
     for name, fingerprint in recorded.items():
         description = live.get(name)
@@ -82,8 +80,6 @@ def check_still_valid(plan: DeploymentPlan) -> list[str]:
 
 
 def _descriptions(plan: DeploymentPlan) -> dict[str, dict[str, Any]]:
-    from deployments.stages import engine
-
     out = {}
     for op in plan.operations.select_related("application", "version"):
         if op.kind == OperationKind.DEPLOY and op.version is not None:
