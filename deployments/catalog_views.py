@@ -35,8 +35,16 @@ def can_upload(user: Any) -> bool:
     return any(level >= AccessLevel.DEPLOY for level in access.levels_for(user).values())
 
 
+def require_some_right(user: Any) -> None:
+    """The catalog (code, data models, SQL) is not per environment: reading it needs at least the
+    view right on some environment."""
+    if not any(level >= AccessLevel.VIEW for level in access.levels_for(user).values()):
+        raise PermissionDenied("You need a right on at least one environment to see the applications catalog.")
+
+
 @login_required
 def application_list(request: HttpRequest) -> HttpResponse:
+    require_some_right(request.user)
     applications = Application.objects.annotate(
         version_count=Count("versions"), last_registered=Max("versions__created_at")
     ).order_by("name")
@@ -49,6 +57,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def application_detail(request: HttpRequest, key) -> HttpResponse:
+    require_some_right(request.user)
     application = get_object_or_404(Application, key=key)
     versions = application.versions.select_related("created_by").order_by("-created_at")
     return render(
@@ -60,6 +69,7 @@ def application_detail(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 def version_detail(request: HttpRequest, key) -> HttpResponse:
+    require_some_right(request.user)
     version = get_object_or_404(ApplicationVersion.objects.select_related("application", "created_by"), key=key)
     manifest = manifest_from_json(version.manifest)
     scripts = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +20,7 @@ from deployments.models import (
     PlanStatus,
     RunningVersion,
 )
+from deployments.production_guard import recent_authentication_on_production
 from environments import access
 from environments.models import AccessLevel, Environment
 
@@ -133,10 +134,17 @@ def _operations_from(request: HttpRequest) -> list[plans.Operation]:
     return ops
 
 
+def _environment_named_by(request: HttpRequest, name: str) -> Environment:
+    raw = request.GET.get(name) or request.POST.get(name) or ""
+    if not _is_uuid(raw):
+        raise BadRequest(f"{name} must be the key of an environment (a UUID), not {raw[:80]!r}.")
+    return get_object_or_404(Environment, key=raw)
+
+
 @login_required
 def plan_create(request: HttpRequest) -> HttpResponse:
-    source = get_object_or_404(Environment, key=request.GET.get("source") or request.POST.get("source"))
-    target = get_object_or_404(Environment, key=request.GET.get("target") or request.POST.get("target"))
+    source = _environment_named_by(request, "source")
+    target = _environment_named_by(request, "target")
     access.require(request.user, target, AccessLevel.DEPLOY)
     access.require(request.user, source, AccessLevel.VIEW)
     if request.method == "POST":
@@ -213,6 +221,7 @@ def plan_save(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Deploy Now", applies=lambda plan: not plan.target.two_stage_deployments)
 def plan_start(request: HttpRequest, key) -> HttpResponse:
     plan = _plan_for(request, key, AccessLevel.DEPLOY)
     two = plan.target.two_stage_deployments
@@ -221,6 +230,7 @@ def plan_start(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Continue Deployment")
 def plan_continue(request: HttpRequest, key) -> HttpResponse:
     reason = request.POST.get("reason", "")[:500]
 
@@ -232,6 +242,7 @@ def plan_continue(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Continue at the window's start")
 def plan_schedule_continue(request: HttpRequest, key) -> HttpResponse:
     """Continue at the window's start, or at the time given (server time zone)."""
     raw = (request.POST.get("at") or "").strip()
@@ -267,6 +278,7 @@ def plan_continue_later(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Abort")
 def plan_abort(request: HttpRequest, key) -> HttpResponse:
     return _act(request, key, plans.abort_plan, "Abort requested.")
 

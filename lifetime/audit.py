@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from lifetime.audit_masking import mask_text, mask_value
 from lifetime.models import AuditEvent
 
 SECRET_MARK = "(changed, not shown)"
@@ -23,16 +24,17 @@ def record(
 ) -> AuditEvent:
     user = actor if getattr(actor, "is_authenticated", False) else None
     name = getattr(actor, "username", "") or (actor if isinstance(actor, str) else "system")
+    # URLs lose their path, query and credentials here, whoever calls: rows are shown to viewers.
     return AuditEvent.objects.create(
         actor=user,
-        actor_name=name,
+        actor_name=str(name)[:150],
         action=action,
         object_type=object_type,
-        object_key=str(object_key),
-        object_label=object_label[:200],
+        object_key=str(object_key)[:64],
+        object_label=mask_text(object_label)[:200],
         environment_key=environment_key,
-        changes=changes or {},
-        message=message,
+        changes=mask_value(changes or {}),
+        message=mask_text(message),
     )
 
 

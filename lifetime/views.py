@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,15 +13,7 @@ from environments.access import is_infra_admin
 from environments.models import AccessLevel, Environment, EnvironmentAccess
 from lifetime import service_accounts
 from lifetime.forms import ServiceAccountForm
-from lifetime.models import AuditEvent, ServiceAccount
-
-
-@login_required
-def audit_trail(request: HttpRequest) -> HttpResponse:
-    if not is_infra_admin(request.user):
-        raise PermissionDenied("Only infra admins see the whole audit trail.")
-    page = Paginator(AuditEvent.objects.all(), 50).get_page(request.GET.get("page"))
-    return render(request, "audit.html", {"page": page})
+from lifetime.models import ServiceAccount
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -69,6 +69,8 @@ def endpoint(*methods: str, conflict_is_409: bool = False) -> Callable[[View], V
             except BundleRefused as exc:
                 return error_response(400, exc.message)
             except PermissionDenied as exc:
+                # The refusal's audit row (lifetime.refusals) names the environment when known.
+                request.lifetime_refusal_environment = getattr(exc, "environment_key", None)
                 return error_response(403, str(exc))
             except (Http404, ObjectDoesNotExist) as exc:
                 return error_response(404, str(exc) if isinstance(exc, Http404) else "")
