@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -18,6 +19,7 @@ from deployments.models import Application, ApplicationVersion
 from deployments.steps.statements import classify, split_script
 from environments import access
 from environments.models import AccessLevel
+from lifetime.request_limits import accepts_upload
 
 
 class BundleUploadForm(forms.Form):
@@ -86,6 +88,7 @@ def version_detail(request: HttpRequest, key) -> HttpResponse:
     )
 
 
+@accepts_upload(settings.MAX_UPLOAD_BODY_BYTES)
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     if not can_upload(request.user):

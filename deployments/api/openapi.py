@@ -12,6 +12,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from deployments.api.paging import MAX_PAGE, OPENAPI_PARAMETERS
 from deployments.api.serializers import UNSET_DATE
 from deployments.models import PlanStatus
 
@@ -313,7 +314,7 @@ PATHS: dict[str, Any] = {
             "Applications_List",
             "Every application of the catalog.",
             responses({200: array_of(ref("Application")), 204: None}, 400),
-            parameters=INCLUDE,
+            parameters=INCLUDE + OPENAPI_PARAMETERS,
         )
     },
     "/applications/{ApplicationKey}/": {
@@ -331,7 +332,13 @@ PATHS: dict[str, Any] = {
             "Applications_Versions_List",
             "The application's versions, newest first.",
             responses({200: array_of(ref("ApplicationVersion")), 204: None}, 400, 403, 404),
-            parameters=[query("MaximumVersionsToReturn", {"type": "integer", "minimum": 0}, "All when absent.")],
+            parameters=[
+                query(
+                    "MaximumVersionsToReturn",
+                    {"type": "integer", "minimum": 0},
+                    f"At most {MAX_PAGE}, also when absent.",
+                )
+            ],
         ),
     },
     "/applications/{ApplicationKey}/versions/{VersionKey}/": {
@@ -349,6 +356,7 @@ PATHS: dict[str, Any] = {
                 query("MinDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
                 query("MaxDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
                 query("TargetEnvironmentKey", KEY),
+                *OPENAPI_PARAMETERS,
             ],
         ),
         "post": operation(
