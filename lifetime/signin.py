@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
+from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -154,24 +155,18 @@ def _ip(request: HttpRequest | None) -> str:
     return client_ip(request) if request is not None else "an unknown address"
 
 
-def _connect_lockout_signal() -> None:
-    from axes.signals import user_locked_out
-
-    @receiver(user_locked_out, dispatch_uid="lifetime.signin.locked_out")
-    def _locked_out(sender: Any, request: HttpRequest, username: str | None, ip_address: str, **kwargs: Any) -> None:
-        audit.record(
-            actor=username or "unknown",
-            action="signin.locked_out",
-            object_type="user",
-            object_label=username or "",
-            message=(
-                f"Sign-in locked out for {username or 'no username'!r} from {ip_address} after "
-                f"{settings.AXES_FAILURE_LIMIT} failures; cool-off {settings.AXES_COOLOFF_TIME}."
-            ),
-        )
-
-
-_connect_lockout_signal()
+@receiver(user_locked_out, dispatch_uid="lifetime.signin.locked_out")
+def _locked_out(sender: Any, request: HttpRequest, username: str | None, ip_address: str, **kwargs: Any) -> None:
+    audit.record(
+        actor=username or "unknown",
+        action="signin.locked_out",
+        object_type="user",
+        object_label=username or "",
+        message=(
+            f"Sign-in locked out for {username or 'no username'!r} from {ip_address} after "
+            f"{settings.AXES_FAILURE_LIMIT} failures; cool-off {settings.AXES_COOLOFF_TIME}."
+        ),
+    )
 
 
 # --- single sign-on ----------------------------------------------------------------------------
