@@ -118,7 +118,9 @@ def _candidates(source: Environment, target: Environment) -> list[dict]:
 
 def _operations_from(request: HttpRequest) -> list[plans.Operation]:
     ops = []
-    for app in Application.objects.filter(pk__in=[int(v) for v in request.POST.getlist("include") if v.isdigit()]):
+    for app in Application.objects.filter(
+        pk__in=[int(v) for v in request.POST.getlist("include") if v.isascii() and v.isdigit()]
+    ):
         version_key = request.POST.get(f"version_{app.pk}", "")
         if version_key == "undeploy":
             ops.append(plans.Operation(app, None))
@@ -250,7 +252,10 @@ def plan_schedule_continue(request: HttpRequest, key) -> HttpResponse:
     if raw:
         from django.utils.dateparse import parse_datetime
 
-        parsed = parse_datetime(raw)
+        try:
+            parsed = parse_datetime(raw)
+        except ValueError:  # well-formed but impossible, such as February 30th
+            parsed = None
         if parsed is None:
             messages.error(request, f"{raw!r} is not a date and time.")
             return redirect("deployments:plan", key=key)

@@ -146,7 +146,9 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         return HttpResponse(f"The filters are not valid: {errors}\n", status=400, content_type="text/plain")
-    filters = {k: str(v.key if isinstance(v, Environment) else v) for k, v in (form.cleaned_data or {}).items() if v}
+    filters = {
+        k: str(v.key if isinstance(v, Environment) else v) for k, v in getattr(form, "cleaned_data", {}).items() if v
+    }
     # Exporting the trail is itself an action worth knowing about.
     audit.record(
         actor=request.user,

@@ -168,6 +168,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("SIGNIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "lifetime.signin.client_ip"
+AXES_USERNAME_CALLABLE = "lifetime.signin.attempted_username"
 AXES_LOCKOUT_CALLABLE = "lifetime.signin.locked_out_response"
 AXES_VERBOSE = False
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

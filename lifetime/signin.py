@@ -77,6 +77,15 @@ class SignInThrottleBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
+def attempted_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The username an attempt is counted against. Django's form normalises it (NFKC), which can
+    make 150 typed characters several times longer: axes stores at most 255."""
+    username = (credentials or {}).get("username")
+    if username is None:
+        username = request.POST.get("username") if request is not None and request.method == "POST" else None
+    return None if username is None else str(username)[:150]
+
+
 def locked_out_response(request: HttpRequest, credentials: dict | None = None, *args: Any, **kwargs: Any):
     minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
     message = (
