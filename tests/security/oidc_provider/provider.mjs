@@ -2,7 +2,7 @@
 // login pages (any password is accepted for a known login; unknown logins are refused).
 //   node provider.mjs <port> <redirect_uri>
 // Accounts come from OIDC_TEST_ACCOUNTS: {"login": {"groups": ["..."], "email": "..."}}.
-import Provider, { errors } from "oidc-provider";
+import Provider from "oidc-provider";
 
 const [port, redirectUri] = [Number(process.argv[2]), process.argv[3]];
 const accounts = JSON.parse(process.env.OIDC_TEST_ACCOUNTS || "{}");
@@ -52,4 +52,3 @@ const configuration = {
 const provider = new Provider(issuer, configuration);
 provider.on("server_error", (ctx, error) => console.error("server_error", error));
 provider.listen(port, "127.0.0.1", () => console.log(`oidc-provider listening on ${issuer}`));
-void errors;
