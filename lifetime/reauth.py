@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -43,8 +44,6 @@ def _safe_next(request: HttpRequest) -> str:
 @never_cache
 @login_required
 def reauthenticate(request: HttpRequest) -> HttpResponse:
-    from django.conf import settings
-
     user = request.user
     next_url = _safe_next(request)
     form = ReauthenticationForm(request.POST or None)
