@@ -111,7 +111,7 @@ def main() -> None:
                 return "—" if value is None else f"{value:.{digits}f}"
 
             print(
-                f"| {name} | {size / 1024:.0f} KB | {fmt(console['seconds'], 3)} | {fmt(console['rss_growth_mib'], 1)} "
+                f"| {name} | {size:,} bytes | {fmt(console['seconds'], 3)} | {fmt(console['rss_growth_mib'], 1)} "
                 f"| {fmt(stdlib['seconds'])} | {fmt(stdlib['rss_growth_mib'], 0)} | {stdlib['outcome']} |"
             )
             assert console["outcome"].startswith("refused"), console
