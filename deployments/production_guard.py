@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
@@ -54,7 +53,6 @@ def recent_authentication_on_production(
                 and needs_reauthentication(request, plan)
             ):
                 why = f"{action} on {plan.target.name} changes production."
-                messages.warning(request, f"{why} Confirm who you are, then click {action} again.")
                 back = reverse("deployments:plan", args=[plan.key])
                 return HttpResponseRedirect(reauthentication_url(request, back, why))
             return view(request, key, *args, **kwargs)
