@@ -16,6 +16,8 @@ class ActorKind(enum.Enum):
     PERSON = "person"
     SERVICE_ACCOUNT = "service_account"
     SYSTEM = "system"
+    # Nobody signed in: a failed or locked-out sign-in, a refused anonymous request.
+    UNAUTHENTICATED = "unauthenticated"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +44,19 @@ class Actor:
         return cls(ActorKind.SYSTEM, None, name)
 
     @classmethod
+    def unauthenticated(cls, name: str = "anonymous") -> Actor:
+        """Somebody who did not sign in, known only by what they typed (never trusted)."""
+        return cls(ActorKind.UNAUTHENTICATED, None, (name or "anonymous")[:150])
+
+    @classmethod
     def of_request(cls, request: Any) -> Actor:
-        """The person signed in to the pages, or the service account of an API call."""
+        """The person signed in to the pages, the service account of an API call, or nobody."""
         if getattr(request, "service_account", None) is not None:
             return cls.service_account(request.user)
-        return cls.person(request.user)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return cls.unauthenticated()
+        return cls.person(user)
 
     @property
     def is_system(self) -> bool:

@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class CoreConfig(AppConfig):
-    """The bottom layer: actors, refusals, the audit trail, secrets at rest, service accounts.
+    """The bottom layer: actors, refusals, the audit trail, secrets at rest, service accounts,
+    sign-in.
 
     Its label stays ``lifetime`` (the package it grew in) so that its tables and migrations keep
     their names.
@@ -11,3 +12,7 @@ class CoreConfig(AppConfig):
     name = "core"
     label = "lifetime"
     verbose_name = "LifeTime console"
+
+    def ready(self) -> None:
+        # Receivers of sign-in, sign-out, failed sign-in and lockout: audit rows.
+        from core import signin  # noqa: F401

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from core.actors import Actor
+from core.audit_masking import mask_text, mask_value
 from core.models import AuditEvent
 
 SECRET_MARK = "(changed, not shown)"
@@ -22,16 +23,17 @@ def record(
     changes: dict[str, Any] | None = None,
     message: str = "",
 ) -> AuditEvent:
+    # URLs lose their path, query and credentials here, whoever calls: rows are shown to viewers.
     return AuditEvent.objects.create(
         actor=actor.user,
-        actor_name=actor.name,
+        actor_name=actor.name[:150],
         action=action,
         object_type=object_type,
-        object_key=str(object_key),
-        object_label=object_label[:200],
+        object_key=str(object_key)[:64],
+        object_label=mask_text(object_label)[:200],
         environment_key=environment_key,
-        changes=changes or {},
-        message=message,
+        changes=mask_value(changes or {}),
+        message=mask_text(message),
     )
 
 

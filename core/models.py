@@ -57,3 +57,14 @@ class ServiceAccount(models.Model):
 
     def __str__(self) -> str:
         return self.user.username
+
+
+class SingleSignOnIdentity(models.Model):
+    """Links an account to the OpenID Connect subject that signs in as it (never to a local account)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identity")
+    subject = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.subject})"

@@ -45,10 +45,21 @@ def can(user: Any, environment: Environment | int, level: int) -> bool:
     return level_for(user, environment) >= level
 
 
+class EnvironmentRefused(PermissionDenied):
+    """A refusal that names its environment, so that the audit row of the refusal can too."""
+
+    def __init__(self, message: str, *, environment_key: Any = None) -> None:
+        super().__init__(message)
+        self.environment_key = environment_key
+
+
 def require(user: Any, environment: Environment | int, level: int) -> None:
     if not can(user, environment, level):
-        name = environment.name if isinstance(environment, Environment) else f"environment {environment}"
-        raise PermissionDenied(f"You need the {AccessLevel(level).label} right on {name}.")
+        if isinstance(environment, Environment):
+            name, key = environment.name, environment.key
+        else:
+            name, key = f"environment {environment}", None
+        raise EnvironmentRefused(f"You need the {AccessLevel(level).label} right on {name}.", environment_key=key)
 
 
 def visible_environments(user: Any):

@@ -3,13 +3,27 @@ from django.contrib import admin
 from environments.models import Environment, EnvironmentAccess, FrontEnd
 
 
-class FrontEndInline(admin.TabularInline):
+class ReadOnlyAdmin:
+    """Environments, front-ends and rights change through the console's pages, whose services
+    check the rights and write the audit trail; /admin/ only shows them."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class FrontEndInline(ReadOnlyAdmin, admin.TabularInline):
     model = FrontEnd
     extra = 0
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("name", "order", "kind", "two_stage_deployments", "app_db_summary")
     exclude = ("app_db_dsn_encrypted",)
     readonly_fields = ("app_db_summary",)
@@ -17,6 +31,6 @@ class EnvironmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(EnvironmentAccess)
-class EnvironmentAccessAdmin(admin.ModelAdmin):
+class EnvironmentAccessAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("user", "environment", "level")
     list_filter = ("environment", "level")

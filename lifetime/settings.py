@@ -6,6 +6,7 @@ A bad value fails loudly at start-up rather than half-working later.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -84,6 +85,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_beat",
+    "axes",
+    "csp",
     "core.apps.CoreConfig",
     "environments",
     "deployments",
@@ -93,15 +96,23 @@ MIDDLEWARE = [
     # Outermost: inside /lifetimeapi/ every error is JSON and no cookie is set, whatever raised it.
     "deployments.api.errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before the CSRF check, which reads (and spools) the whole body of a form post.
+    "core.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "core.session_limits.SessionLimitsMiddleware",
     # A refusal a view did not catch is still a sentence for the person, never a 500.
     "core.middleware.RefusalMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.refusal_audit.RefusalAuditMiddleware",
+    "lifetime.errors.MalformedInputMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lifetime.urls"
@@ -149,12 +160,84 @@ REHEARSAL_CALIBRATION_ROWS = env_int("REHEARSAL_CALIBRATION_ROWS", 1_000_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- sign-in: throttling and lockout (django-axes) ------------------------------------------
+# Ten wrong passwords from one client address, or for one username, lock further attempts out
+# for the cool-off time (429). The client address is the socket's peer unless the console is
+# told how many proxies stand in front of it (core.signin.client_ip): a forged
+# X-Forwarded-For never changes who is counted.
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("SIGNIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.signin.client_ip"
+AXES_USERNAME_CALLABLE = "core.signin.attempted_username"
+AXES_LOCKOUT_CALLABLE = "core.signin.locked_out_response"
+AXES_VERBOSE = False
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT cannot be negative")
+AUTHENTICATION_BACKENDS = [
+    "core.signin.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- single sign-on: OpenID Connect (mozilla-django-oidc) -----------------------------------
+# Off unless a client id is set. Local accounts keep working next to it (break-glass).
+OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", "") or ""
+OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", "") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_OP_AUTHORIZATION_ENDPOINT", "") or ""
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_OP_TOKEN_ENDPOINT", "") or ""
+OIDC_OP_USER_ENDPOINT = env("OIDC_OP_USER_ENDPOINT", "") or ""
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_OP_JWKS_ENDPOINT", "") or ""
+OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups")
+# Which provider groups give which rights: "group=Environment:level,...;group=infra-admin".
+OIDC_GROUP_ROLES = env("OIDC_GROUP_ROLES", "") or ""
+SSO_LABEL = env("SSO_LABEL", "Sign in with single sign-on")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+OIDC_AUTHENTICATE_CLASS = "core.signin.SingleSignOnRequestView"
+OIDC_CALLBACK_CLASS = "core.signin.SingleSignOnCallbackView"
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+SSO_ENABLED = bool(OIDC_RP_CLIENT_ID)
+if SSO_ENABLED:
+    _missing = [
+        name
+        for name in ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT")
+        if not globals()[name]
+    ]
+    if _missing or (OIDC_RP_SIGN_ALGO.startswith("RS") and not OIDC_OP_JWKS_ENDPOINT):
+        raise ImproperlyConfigured(
+            "OIDC_RP_CLIENT_ID is set but the provider is incomplete: set "
+            + ", ".join(_missing or ["OIDC_OP_JWKS_ENDPOINT"])
+        )
+    AUTHENTICATION_BACKENDS.append("core.signin.SingleSignOnBackend")
+
+# --- sessions: idle and absolute limits, recent authentication for production ----------------
+SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_HOURS", 12) * 3600
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
+# Deploy Now, Continue and Abort on an environment of kind Production ask for the password (or a
+# new single sign-on) when the last one is older than this.
+REAUTH_MAX_AGE_SECONDS = env_int("REAUTH_MAX_AGE_MINUTES", 5) * 60
+
+# --- request bodies, refused by their declared size before anything reads them ---------------
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+MAX_UPLOAD_BODY_BYTES = env_int("MAX_UPLOAD_BODY_BYTES", 65 * 1024 * 1024)
+MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -198,6 +281,26 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+# Messages live in the session, never in a cookie of their own: a message may carry a value the
+# user must see once (a generated secret is rendered in the answer instead, but belt and braces).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Content-Security-Policy: scripts and styles from the console's own static files only; no
+# inline script, no style attribute, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Renderings shared by the viewers of a status page, keyed by the version of what they show:
 # kept in each web process, so that a page never waits on Redis and works without it.

@@ -1,16 +1,28 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from core import reauth
 from deployments.artifacts.views import artifact_download
 from deployments.plans import views as deployment_views
+from environments import audit_views
 from lifetime import views
+
+handler400 = "lifetime.errors.bad_request"
+handler403 = "lifetime.errors.permission_denied"
 
 urlpatterns = [
     path("", deployment_views.applications_overview, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("audit/", views.audit_trail, name="audit"),
+    path("reauthenticate/", reauth.reauthenticate, name="reauthenticate"),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("audit/", audit_views.audit_trail, name="audit"),
+    re_path(r"^audit/export\.(?P<fmt>csv|json)$", audit_views.audit_export, name="audit_export"),
     path("service-accounts/", include("lifetime.service_account_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),

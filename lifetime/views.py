@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,19 +10,11 @@ from django.views.decorators.http import require_POST
 
 from core import service_accounts
 from core.actors import Actor
-from core.models import AuditEvent, ServiceAccount
+from core.models import ServiceAccount
 from environments import services as env_services
 from environments.access import is_infra_admin
 from environments.models import AccessLevel, Environment, EnvironmentAccess
 from lifetime.forms import ServiceAccountForm
-
-
-@login_required
-def audit_trail(request: HttpRequest) -> HttpResponse:
-    if not is_infra_admin(request.user):
-        raise PermissionDenied("Only infra admins see the whole audit trail.")
-    page = Paginator(AuditEvent.objects.all(), 50).get_page(request.GET.get("page"))
-    return render(request, "audit.html", {"page": page})
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -190,6 +190,20 @@ if [ "$FOR_TESTS" -eq 1 ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium fonts-dejavu-core
 fi
 
+# --- Node.js for the single sign-on tests' OpenID Connect provider (tests/security/oidc_provider)
+if [ "$FOR_TESTS" -eq 1 ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  LOCK=tests/security/oidc_provider/package-lock.json
+  STAMP_NODE=tests/security/oidc_provider/node_modules/.lock-installed
+  if ! cmp -s "$LOCK" "$STAMP_NODE" 2>/dev/null; then
+    say "npm ci (the test OpenID Connect provider)"
+    (cd tests/security/oidc_provider && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$LOCK" "$STAMP_NODE"
+  fi
+fi
+
 # --- The console's database --------------------------------------------------------------
 $PY scripts/ensure_database.py
 if [ "$FOR_TESTS" -eq 0 ]; then

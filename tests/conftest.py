@@ -175,13 +175,22 @@ def chromium():
         browser.close()
 
 
+def is_csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 @pytest.fixture
 def page(chromium):
+    """A page of a fresh browser context. The test fails if Chromium reported a violation of the
+    console's Content-Security-Policy while it ran (an inline script or style it refused)."""
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15000)
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if is_csp_violation(message.text) else None)
     yield page
     context.close()
+    assert not violations, "Chromium reported Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def sign_in(page, base_url: str, username: str, password: str = PASSWORD) -> None:

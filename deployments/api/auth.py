@@ -64,6 +64,8 @@ def endpoint(*methods: str, conflict_is_409: bool = False) -> Callable[[View], V
                 status = 400 if exc.conflict and not conflict_is_409 else exc.http_status
                 return error_response(status, exc.message)
             except PermissionDenied as exc:
+                # The refusal's audit row (core.refusal_audit) names the environment when known.
+                request.lifetime_refusal_environment = getattr(exc, "environment_key", None)
                 return error_response(403, str(exc))
             except (Http404, ObjectDoesNotExist) as exc:
                 return error_response(404, str(exc) if isinstance(exc, Http404) else "")

@@ -12,6 +12,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from deployments.api.paging import MAX_PAGE, OPENAPI_PARAMETERS
 from deployments.api.serializers import UNSET_DATE
 from deployments.state.machine import ApiInfo, ApiStatus
 
@@ -345,7 +346,7 @@ PATHS: dict[str, Any] = {
             "Applications_List",
             "Every application of the catalog.",
             responses({200: array_of(ref("Application")), 204: None}, 400),
-            parameters=INCLUDE,
+            parameters=INCLUDE + OPENAPI_PARAMETERS,
         )
     },
     "/applications/{ApplicationKey}/": {
@@ -363,7 +364,13 @@ PATHS: dict[str, Any] = {
             "Applications_Versions_List",
             "The application's versions, newest first.",
             responses({200: array_of(ref("ApplicationVersion")), 204: None}, 400, 403, 404),
-            parameters=[query("MaximumVersionsToReturn", {"type": "integer", "minimum": 0}, "All when absent.")],
+            parameters=[
+                query(
+                    "MaximumVersionsToReturn",
+                    {"type": "integer", "minimum": 0},
+                    f"At most {MAX_PAGE}, also when absent.",
+                )
+            ],
         ),
     },
     "/applications/{ApplicationKey}/versions/{VersionKey}/": {
@@ -381,6 +388,7 @@ PATHS: dict[str, Any] = {
                 query("MinDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
                 query("MaxDate", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive, on CreatedOn."),
                 query("TargetEnvironmentKey", KEY),
+                *OPENAPI_PARAMETERS,
             ],
         ),
         "post": operation(

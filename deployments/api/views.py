@@ -20,6 +20,7 @@ from core.actors import Actor
 from deployments.api import serializers
 from deployments.api.auth import endpoint
 from deployments.api.errors import ApiError, json_body
+from deployments.api.paging import MAX_PAGE, Page
 from deployments.catalog import tagging
 from deployments.models import (
     Application,
@@ -223,12 +224,13 @@ def application_list(request: HttpRequest) -> HttpResponse:
     env_ids = viewable_environment_ids(request)
     if not env_ids:
         return no_content()
-    applications = list(Application.objects.order_by("name"))
+    page = Page(request, Application.objects.order_by("name"))
+    applications = list(page.items)
     statuses: dict[int, list[dict[str, Any]]] = {app.pk: [] for app in applications}
     if include_env_status:
         packages = _mobile_packages([app.pk for app in applications], env_ids)
         running = (
-            RunningVersion.objects.filter(environment_id__in=env_ids)
+            RunningVersion.objects.filter(environment_id__in=env_ids, application__in=applications)
             .select_related("environment", "version", "application")
             .order_by("environment__order")
         )
@@ -242,7 +244,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
         )
         for app in applications
     ]
-    return JsonResponse(data, safe=False) if data else no_content()
+    return page.decorate(JsonResponse(data, safe=False)) if data else no_content()
 
 
 @endpoint("GET")
@@ -279,8 +281,8 @@ def application_versions(request: HttpRequest, app_key: str) -> HttpResponse:
     versions = list(application.versions.select_related("application"))
     # Newest first as clients compare them: by version number, then by creation.
     versions.sort(key=lambda v: (_version_order(v.version), v.created_at), reverse=True)
-    if limit is not None:
-        versions = versions[:limit]
+    # Never unbounded: without MaximumVersionsToReturn, the newest MAX_PAGE.
+    versions = versions[: min(limit, MAX_PAGE) if limit is not None else MAX_PAGE]
     if not versions:
         return no_content()
     in_use = _versions_in_use(versions)
@@ -341,8 +343,8 @@ def deployments(request: HttpRequest) -> HttpResponse:
             dated &= Q(created_at__date__lte=max_date)
         # A plan prepared on Friday must still be found on Monday, whatever window the client asks for.
         qs = qs.filter(dated | Q(state__in=machine.NOT_OVER))
-    qs = qs.order_by("-created_at", "-id")
-    return JsonResponse([serializers.deployment(plan) for plan in qs], safe=False)
+    page = Page(request, qs.order_by("-created_at", "-id"))
+    return page.decorate(JsonResponse([serializers.deployment(plan) for plan in page.items], safe=False))
 
 
 def _create_deployment(request: HttpRequest) -> HttpResponse:

@@ -14,16 +14,15 @@ import io
 import json
 import posixpath
 import re
-import tarfile
 import tomllib
 import zipfile
-import zlib
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from core.refusals import Refusal
+from deployments.catalog.archive import ArchiveRefused, iter_tar_gz, zip_entry_count
 
 MANIFEST_NAME = "lifetime.toml"
 # Limits against archive bombs: what the archive may unpack to, and how many members it may hold.
@@ -31,11 +30,14 @@ MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_FILES = 20_000
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 1024 * 1024
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SCRIPT_NAME_RE = re.compile(r"^sql/[A-Za-z0-9_.-]+\.sql$")
 WSGI_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+# C0 and C1 control characters and DEL: never part of a file name we want to write.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Schemas an application may never claim: PostgreSQL's own and the console's history schema.
 RESERVED_SCHEMAS = frozenset({"public", "information_schema", "lifetime_meta"})
 
@@ -238,12 +240,15 @@ def read_bundle(data: bytes) -> Bundle:
     """Unpack ``data`` in memory and validate it; raise BundleRefused with the reason."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise BundleRefused(f"The archive is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MB.")
-    if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
-        files = _read_zip(data)
-    elif data[:2] == b"\x1f\x8b":
-        files = _read_tar(data)
-    else:
-        raise BundleRefused("Not a bundle: expected a zip or a tar.gz archive.")
+    try:
+        if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
+            files = _read_zip(data)
+        elif data[:2] == b"\x1f\x8b":
+            files = _read_tar(data)
+        else:
+            raise BundleRefused("Not a bundle: expected a zip or a tar.gz archive.")
+    except ArchiveRefused as exc:
+        raise BundleRefused(exc.message) from None
     if MANIFEST_NAME not in files:
         raise BundleRefused(f"No {MANIFEST_NAME} at the root of the archive.")
     manifest = parse_manifest(files[MANIFEST_NAME], files)
@@ -254,6 +259,11 @@ def _member_path(name: str) -> str:
     """The normalised member path, or BundleRefused if it could land outside the bundle."""
     if "\\" in name or "\x00" in name:
         raise BundleRefused(f"Refused member {name!r}: backslashes and NUL are not allowed in paths.")
+    if CONTROL_CHARACTERS.search(name):
+        # A newline in a name once let the compile step write outside its temporary folder.
+        raise BundleRefused(
+            f"Refused member {name!r}: control characters (newlines, tabs...) are not allowed in paths."
+        )
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise BundleRefused(f"Refused member {name!r}: absolute paths are not allowed.")
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -288,6 +298,8 @@ def _read_limited(handle: Any, name: str, declared: int, budget: _Budget) -> byt
 
 
 def _read_zip(data: bytes) -> dict[str, bytes]:
+    # Counted before zipfile builds one object per entry of the central directory.
+    zip_entry_count(data, limit=MAX_FILES)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
@@ -314,33 +326,24 @@ def _read_zip(data: bytes) -> dict[str, bytes]:
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
+    # Not tarfile: see deployments.catalog.archive for why its headers cannot be trusted to it.
     files: dict[str, bytes] = {}
     budget = _Budget()
-    try:
-        archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleRefused(f"The tar.gz archive is damaged: {exc}.") from None
-    try:
-        with archive:
-            # Iterate lazily: listing a whole bomb first would already cost what we refuse to pay.
-            for member in archive:
-                path = _member_path(member.name)
-                if member.isdir() or not path:
-                    budget.take(path, 0)
-                    continue
-                if member.issym() or member.islnk():
-                    raise BundleRefused(f"Refused member {member.name!r}: links are not allowed.")
-                if not member.isfile():
-                    raise BundleRefused(
-                        f"Refused member {member.name!r}: devices, pipes and other special files are not allowed."
-                    )
-                if path in files:
-                    raise BundleRefused(f"The archive holds {path!r} twice.")
-                handle = archive.extractfile(member)
-                assert handle is not None
-                files[path] = _read_limited(handle, path, member.size, budget)
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise BundleRefused(f"The tar.gz archive is damaged: {exc}.") from None
+    for member in iter_tar_gz(data, max_entries=MAX_FILES):
+        path = _member_path(member.name)
+        if member.kind == "dir" or not path:
+            budget.take(path, 0)
+            continue
+        if member.kind in ("symlink", "hardlink"):
+            raise BundleRefused(f"Refused member {member.name!r}: links are not allowed.")
+        if member.kind != "file":
+            raise BundleRefused(
+                f"Refused member {member.name!r}: devices, pipes and other special files are not allowed."
+            )
+        if path in files:
+            raise BundleRefused(f"The archive holds {path!r} twice.")
+        budget.take(path, member.size)
+        files[path] = member.read(member.size)
     return files
 
 
@@ -348,12 +351,26 @@ def _read_tar(data: bytes) -> dict[str, bytes]:
 
 
 def parse_manifest(raw: bytes, files: dict[str, bytes]) -> Manifest:
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleRefused(f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES // 1024} KB.")
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BundleRefused(f"{MANIFEST_NAME} is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise BundleRefused(f"{MANIFEST_NAME} is not valid TOML: {exc}.") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise BundleRefused(f"{MANIFEST_NAME} nests arrays or tables too deeply.") from None
+    try:
+        return _manifest(doc, files)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        # A value of an unexpected shape that no check above named (a list where a table is
+        # expected, a table where a string is): still the author's mistake, never a 500.
+        raise BundleRefused(f"{MANIFEST_NAME} has a value of an unexpected shape ({exc}).") from None
+
+
+def _manifest(doc: dict[str, Any], files: dict[str, bytes]) -> Manifest:
     app = _table(doc, "application", required=True)
     name = _string(app, "name", "application")
     if not NAME_RE.match(name):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from packaging.version import Version
 
 from core import audit
@@ -45,6 +45,7 @@ def _register(*, bundle: Bundle, data: bytes, actor: Actor, source: str) -> Appl
             raise BundleRefused(
                 f"{manifest.name} is a {application.kind} application; this bundle says {manifest.kind}."
             )
+        _claim_schema(application=application, schema=manifest.data_model.schema)
         wanted = Version(manifest.version)
         for existing in application.versions.values_list("version", flat=True):
             if Version(existing) == wanted:
@@ -78,3 +79,22 @@ def _register(*, bundle: Bundle, data: bytes, actor: Actor, source: str) -> Appl
             message=f"Registered {manifest.name} {manifest.version} ({size} bytes){f' from {source}' if source else ''}.",
         )
     return version
+
+
+def _claim_schema(*, application: Application, schema: str) -> None:
+    """An application's schema is its own: two applications writing one schema would each see the
+    other's tables as drift, and a Continue of one could alter the other's data."""
+    with connection.cursor() as cursor:
+        # Two different applications registering the same new schema at once: one waits here.
+        cursor.execute("select pg_advisory_xact_lock(hashtext('lifetime.schema'), hashtext(%s))", [schema])
+    owner = (
+        ApplicationVersion.objects.filter(manifest__data_model__schema=schema)
+        .exclude(application=application)
+        .select_related("application")
+        .first()
+    )
+    if owner is not None:
+        raise BundleRefused(
+            f"Schema {schema!r} belongs to the application {owner.application.name}: "
+            "each application declares a schema of its own."
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from core.actors import Actor
+from core.request_limits import accepts_upload
 from deployments.catalog import services as catalog
 from deployments.catalog.bundles import MAX_ARCHIVE_BYTES, BundleRefused, manifest_from_json
 from deployments.models import Application, ApplicationVersion
@@ -37,8 +39,16 @@ def can_upload(user: Any) -> bool:
     return any(level >= AccessLevel.DEPLOY for level in access.levels_for(user).values())
 
 
+def require_some_right(user: Any) -> None:
+    """The catalog (code, data models, SQL) is not per environment: reading it needs at least the
+    view right on some environment."""
+    if not any(level >= AccessLevel.VIEW for level in access.levels_for(user).values()):
+        raise PermissionDenied("You need a right on at least one environment to see the applications catalog.")
+
+
 @login_required
 def application_list(request: HttpRequest) -> HttpResponse:
+    require_some_right(request.user)
     applications = Application.objects.annotate(
         version_count=Count("versions"), last_registered=Max("versions__created_at")
     ).order_by("name")
@@ -51,6 +61,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def application_detail(request: HttpRequest, key) -> HttpResponse:
+    require_some_right(request.user)
     application = get_object_or_404(Application, key=key)
     versions = application.versions.select_related("created_by").order_by("-created_at")
     return render(
@@ -62,6 +73,7 @@ def application_detail(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 def version_detail(request: HttpRequest, key) -> HttpResponse:
+    require_some_right(request.user)
     version = get_object_or_404(ApplicationVersion.objects.select_related("application", "created_by"), key=key)
     manifest = manifest_from_json(version.manifest)
     # What the parser found at registration, kept on the version: the page never parses again.
@@ -99,6 +111,7 @@ def version_detail(request: HttpRequest, key) -> HttpResponse:
     )
 
 
+@accepts_upload(settings.MAX_UPLOAD_BODY_BYTES)
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     if not can_upload(request.user):

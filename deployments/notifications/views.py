@@ -69,14 +69,19 @@ def notification_rules(request: HttpRequest, key) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             if generated:
-                messages.warning(
-                    request,
-                    f"Webhook added. Its signing secret, shown only now: {generated} — "
-                    "check X-Lifetime-Signature (sha256=HMAC of the body) with it.",
-                )
-            else:
-                messages.success(request, "Notification added.")
+                # Shown in this answer only, like a service account's token: never put in a
+                # message (a cookie or the session) that a redirect would carry.
+                response = _rules_page(request, environment, NotificationRuleForm(), generated_secret=generated)
+                response["Cache-Control"] = "no-store"
+                return response
+            messages.success(request, "Notification added.")
             return redirect("notifications:rules", key=environment.key)
+    return _rules_page(request, environment, form)
+
+
+def _rules_page(
+    request: HttpRequest, environment: Environment, form: NotificationRuleForm, *, generated_secret: str = ""
+) -> HttpResponse:
     rules = list(environment.notification_rules.all())
     deliveries = list(
         NotificationDelivery.objects.filter(rule__environment=environment)
@@ -86,7 +91,13 @@ def notification_rules(request: HttpRequest, key) -> HttpResponse:
     return render(
         request,
         "deployments/notifications.html",
-        {"environment": environment, "form": form, "rules": rules, "deliveries": deliveries},
+        {
+            "environment": environment,
+            "form": form,
+            "rules": rules,
+            "deliveries": deliveries,
+            "generated_secret": generated_secret,
+        },
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +17,7 @@ from core.refusals import Refusal
 from deployments.models import Application, ApplicationVersion, DeploymentPlan, RunningVersion
 from deployments.plans import selectors
 from deployments.plans import services as plans
+from deployments.plans.production_guard import recent_authentication_on_production
 from deployments.state import machine
 from environments import access
 from environments.models import AccessLevel, Environment
@@ -113,7 +114,9 @@ def candidates(source: Environment, target: Environment) -> list[dict]:
 
 def _operations_from(request: HttpRequest) -> list[plans.Operation]:
     ops = []
-    for app in Application.objects.filter(pk__in=[int(v) for v in request.POST.getlist("include") if v.isdigit()]):
+    for app in Application.objects.filter(
+        pk__in=[int(v) for v in request.POST.getlist("include") if v.isascii() and v.isdigit()]
+    ):
         version_key = request.POST.get(f"version_{app.pk}", "")
         if version_key == "undeploy":
             ops.append(plans.Operation(app, None))
@@ -129,10 +132,17 @@ def _operations_from(request: HttpRequest) -> list[plans.Operation]:
     return ops
 
 
+def _environment_named_by(request: HttpRequest, name: str) -> Environment:
+    raw = request.GET.get(name) or request.POST.get(name) or ""
+    if not _is_uuid(raw):
+        raise BadRequest(f"{name} must be the key of an environment (a UUID), not {raw[:80]!r}.")
+    return get_object_or_404(Environment, key=raw)
+
+
 @login_required
 def plan_create(request: HttpRequest) -> HttpResponse:
-    source = get_object_or_404(Environment, key=request.GET.get("source") or request.POST.get("source"))
-    target = get_object_or_404(Environment, key=request.GET.get("target") or request.POST.get("target"))
+    source = _environment_named_by(request, "source")
+    target = _environment_named_by(request, "target")
     access.require(request.user, target, AccessLevel.DEPLOY)
     access.require(request.user, source, AccessLevel.VIEW)
     if request.method == "POST":
@@ -191,6 +201,7 @@ def plan_save(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Deploy Now", applies=lambda plan: not plan.target.two_stage_deployments)
 def plan_start(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     two = plan.target.two_stage_deployments
@@ -199,6 +210,7 @@ def plan_start(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Continue Deployment")
 def plan_continue(request: HttpRequest, key) -> HttpResponse:
     reason = request.POST.get("reason", "")[:500]
 
@@ -210,6 +222,7 @@ def plan_continue(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Continue at the window's start")
 def plan_schedule_continue(request: HttpRequest, key) -> HttpResponse:
     """Continue at the window's start, or at the time given (server time zone)."""
     raw = (request.POST.get("at") or "").strip()
@@ -217,7 +230,10 @@ def plan_schedule_continue(request: HttpRequest, key) -> HttpResponse:
     if raw:
         from django.utils.dateparse import parse_datetime
 
-        parsed = parse_datetime(raw)
+        try:
+            parsed = parse_datetime(raw)
+        except ValueError:  # well-formed but impossible, such as February 30th
+            parsed = None
         if parsed is None:
             messages.error(request, f"{raw!r} is not a date and time.")
             return redirect("deployments:plan", key=key)
@@ -245,6 +261,7 @@ def plan_continue_later(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Abort")
 def plan_abort(request: HttpRequest, key) -> HttpResponse:
     return _act(request, key, plans.abort_plan, "Abort requested.")
 

@@ -32,7 +32,7 @@ def test_download_without_token_is_refused_with_401_even_for_a_signed_in_user(
 
 
 def test_download_with_a_forged_token_is_refused_with_403_and_logged_without_the_token(
-    client, artifact_store, caplog, settings
+    client, artifact_store, caplog, settings, db
 ):
     sha256, _ = artifacts.put_bytes(b"compiled binary")
     with caplog.at_level(logging.WARNING, logger="lifetime.agents"):
@@ -42,6 +42,11 @@ def test_download_with_a_forged_token_is_refused_with_403_and_logged_without_the
     lines = [r.getMessage() for r in caplog.records]
     assert any("wrong agent token" in line and sha256[:12] in line for line in lines)
     assert not any("forged-token-123" in line or settings.AGENT_TOKEN in line for line in lines)
+    # The refusal is an audit row too, without the token.
+    from core.models import AuditEvent
+
+    refusal = AuditEvent.objects.get(action="access.refused")
+    assert refusal.object_label == f"GET /artifacts/{sha256}" and "forged-token-123" not in str(refusal.__dict__)
 
 
 def test_unknown_digest_is_404_for_the_agent(client, artifact_store, settings):

@@ -392,4 +392,12 @@ def test_a_token_without_deploy_on_production_changes_nothing_there(
     assert prepared.state == S.PREPARED
     assert not prepared.stages.filter(kind="continue").exists()
     changed = AuditEvent.objects.all()[: AuditEvent.objects.count() - audit_before]
-    assert {e.action for e in changed} == {"application_version.registered", "application_version.tagged"}
+    # The four refusals are audit rows too, naming the service account and Production.
+    assert {e.action for e in changed} == {
+        "application_version.registered",
+        "application_version.tagged",
+        "access.refused",
+    }
+    refusals = [e for e in changed if e.action == "access.refused"]
+    assert len(refusals) == 4
+    assert {(e.actor_name, e.environment_key, e.object_type) for e in refusals} == {("test-pipeline", prod.key, "api")}

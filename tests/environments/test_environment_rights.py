@@ -20,12 +20,16 @@ def test_view_and_deploy_users_cannot_edit_an_environment_by_forged_post(
     user = {"ops": ops_user, "release": release_user}[who]
     client.force_login(user)
     prod = landscape["Production"]
-    events_before = AuditEvent.objects.count()
+    changes_before = AuditEvent.objects.exclude(action="access.refused").count()
     response = client.post(reverse("environments:edit", args=[prod.key]), _form_data(prod, name="Hacked"))
     assert response.status_code == 403
     prod.refresh_from_db()
     assert prod.name == "Production"
-    assert AuditEvent.objects.count() == events_before
+    # Nothing changed; the refusal itself is in the audit trail, with its environment.
+    assert AuditEvent.objects.exclude(action="access.refused").count() == changes_before
+    refusal = AuditEvent.objects.get(action="access.refused")
+    assert (refusal.actor, refusal.environment_key) == (user, prod.key)
+    assert "Manage right on Production" in refusal.message
 
 
 @pytest.mark.parametrize("who", ["ops", "release"])
