@@ -169,5 +169,5 @@ def run_continue(stage: Stage) -> None:
         to, reason = P.FINISHED_WITH_WARNINGS, "Deployed, with warnings"
     else:
         to, reason = P.FINISHED_SUCCESSFUL, "Deployed"
-    moves.move_plan(plan, expected={P.APPLYING}, to=to, actor=CONTINUE, reason=reason)
+    moves.complete_stage(stage, plan, expected={P.APPLYING}, to=to, actor=CONTINUE, reason=reason)
     append_log(plan, "info" if to != P.FINISHED_WITH_ERRORS else "error", f"Deployment finished: {reason.lower()}.")

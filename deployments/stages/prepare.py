@@ -106,7 +106,8 @@ def run_prepare(stage: Stage) -> None:
     prepared = {"prepared_at": timezone.now(), "prepared_snapshot": snapshot}
     with transaction.atomic():
         if target.two_stage_deployments:
-            moves.move_plan(
+            moves.complete_stage(
+                stage,
                 plan,
                 expected={P.PREPARING},
                 to=P.PREPARED,
@@ -116,7 +117,8 @@ def run_prepare(stage: Stage) -> None:
             )
         else:
             # Deploy Now: Continue follows at once, as its own task.
-            moves.move_plan(
+            moves.complete_stage(
+                stage,
                 plan,
                 expected={P.PREPARING},
                 to=P.CONTINUING,

@@ -76,11 +76,17 @@ def run(stage_id: int, *, task_id: str = "", worker: str = "") -> str | None:
             requester = stage.requested_by
             if requester is not None and not access.can(requester, plan.target, AccessLevel.DEPLOY):
                 raise StepFailed(f"{requester.username} no longer has the deploy right on {plan.target.name}.")
-            if stage.kind == StageKind.PREPARE:
-                run_prepare(stage)
-            else:
-                run_continue(stage)
-            moves.finish_stage(stage, StageState.SUCCEEDED)
+            # Each stage ends with its plan's move and its own success in one transaction.
+            try:
+                if stage.kind == StageKind.PREPARE:
+                    run_prepare(stage)
+                else:
+                    run_continue(stage)
+            except moves.TransitionLost as exc:
+                # The plan's last move was lost to an Abort that came in meanwhile: stop as aborted.
+                if exc.current == P.ABORTING:
+                    raise StageAborted() from None
+                raise
             return StageState.SUCCEEDED
         except StageAborted:
             moves.finish_stage(stage, StageState.CANCELLED, explanation="Aborted.")

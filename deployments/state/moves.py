@@ -194,6 +194,24 @@ def finish_stage(stage: Stage, to: str, *, explanation: str = "", traceback: str
     )
 
 
+def complete_stage(
+    stage: Stage,
+    plan: DeploymentPlan,
+    *,
+    to: str,
+    expected: Iterable[str],
+    actor: Actor,
+    reason: str = "",
+    fields: dict[str, Any] | None = None,
+) -> DeploymentPlan:
+    """A stage that succeeded and the plan's move it ends with, in one transaction: nobody ever
+    sees a finished plan whose stage still runs, or a succeeded stage whose plan did not move."""
+    with transaction.atomic():
+        if not finish_stage(stage, StageState.SUCCEEDED):
+            raise TransitionLost(plan.pk, expected, to)
+        return move_plan(plan, to=to, expected=expected, actor=actor, reason=reason, fields=fields)
+
+
 def cancel_queued_stages(plan: DeploymentPlan, *, explanation: str) -> int:
     """Cancel the plan's stages that no worker took yet (an Abort before they started)."""
     return Stage.objects.filter(plan=plan, status=StageState.QUEUED).update(

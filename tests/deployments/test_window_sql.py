@@ -164,7 +164,7 @@ def test_continue_refuses_when_the_pessimistic_estimate_exceeds_the_window_unles
     manager = make_user("dba")
     env_services.set_access(actor=Actor.system("test"), user=manager, environment=prod, level=AccessLevel.MANAGE)
     plan.refresh_from_db()
-    plans.continue_plan(actor=manager, plan=plan, override_reason="DBA on call, table is small tonight")
+    plans.continue_plan(actor=Actor.person(manager), plan=plan, override_reason="DBA on call, table is small tonight")
     plan.refresh_from_db()
     assert plan.state == S.CONTINUING
     event = AuditEvent.objects.get(action="plan.estimate_overridden")

@@ -246,3 +246,20 @@ def test_a_refusal_no_view_caught_is_a_sentence_on_the_page_not_a_500(rf, releas
     assert [m.message for m in request._messages] == ["Outside the deployment window."]
     # Anything else is not a refusal: left to Django.
     assert middleware.process_exception(request, RuntimeError("bug")) is None
+
+
+def test_a_stage_and_the_move_it_ends_with_happen_together_or_not_at_all(stage_in):
+    stage = stage_in(T.RUNNING)
+    plan = stage.plan
+    moves.complete_stage(stage, plan, expected={P.PREPARING}, to=P.PREPARED, actor=SYSTEM, reason="done")
+    stage.refresh_from_db()
+    assert (stage.status, plan.state) == (T.SUCCEEDED, P.PREPARED)
+
+    # A stage the reaper declared lost meanwhile cannot end its plan's move.
+    lost = Stage.objects.create(plan=plan, kind=StageKind.CONTINUE)
+    Stage.objects.filter(pk=lost.pk).update(status=T.ERRORED)
+    moves.move_plan(plan, expected={P.PREPARED}, to=P.CONTINUING, actor=SYSTEM)
+    with pytest.raises(moves.TransitionLost):
+        moves.complete_stage(lost, plan, expected={P.CONTINUING}, to=P.SUSPENDED, actor=SYSTEM)
+    plan.refresh_from_db()
+    assert plan.state == P.CONTINUING
