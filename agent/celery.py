@@ -11,9 +11,12 @@ from celery import Celery
 from agent import config
 
 settings = config.load()
+# The agent's own folder: it keeps its releases and its ledger there (agent.guard).
+settings.releases_root.mkdir(parents=True, exist_ok=True)
 
 # Not the current app: a process that also has the console's app (a test, a script) keeps that one.
-app = Celery("agent", include=["agent.tasks"], set_as_current=False)
+# Every task is a GuardedTask: it runs only what the console signed for this front-end.
+app = Celery("agent", include=["agent.tasks"], set_as_current=False, task_cls="agent.guard:GuardedTask")
 app.conf.update(
     broker_url=settings.broker_url,
     result_backend=settings.broker_url,

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from celery import states
 from celery.result import AsyncResult
 from django.utils import timezone
 
+from agent import signing
 from environments.models import Environment, FrontEnd
 from lifetime.celery import app
 
@@ -69,11 +71,32 @@ class AgentCall:
 
 
 def send(call: AgentCall, *, expires_in_s: float | None = None) -> AgentCall:
-    """Send ``call`` to its front-end's queue. With ``expires_in_s``, an agent that receives it later
-    (it was stopped, it is busy) discards it instead of running it after the console gave up."""
+    """Send ``call`` to its front-end's queue, signed with that front-end's key (agent.signing). With
+    ``expires_in_s``, an agent that receives it later (it was stopped, it is busy) discards it instead
+    of running it after the console gave up; without, the signature still expires after a week."""
     call.sent_at = time.monotonic()
+    key = call.frontend.agent_key()
+    if not key:
+        call.error = "has no agent key: generate one on its page and give it to its agent"
+        return call
+    task_id = str(uuid.uuid4())
+    validity = signing.DEFAULT_VALIDITY_S if expires_in_s is None else max(expires_in_s, signing.MIN_VALIDITY_S)
+    auth = signing.sign(
+        key=key,
+        task=call.task,
+        task_id=task_id,
+        queue=call.frontend.queue,
+        kwargs=call.kwargs,
+        expires_at=int(time.time() + validity) + 1,
+    )
     call.result = app.send_task(
-        call.task, kwargs=call.kwargs, queue=call.frontend.queue, expires=expires_in_s, ignore_result=False
+        call.task,
+        kwargs=call.kwargs,
+        queue=call.frontend.queue,
+        expires=expires_in_s,
+        ignore_result=False,
+        task_id=task_id,
+        headers={signing.HEADER: auth},
     )
     return call
 
