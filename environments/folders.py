@@ -65,8 +65,12 @@ def canonical(path: str) -> str:
 
 
 def resolved(path: str) -> str:
-    """``path`` with the symbolic links of this host resolved (nothing is created or required to exist)."""
-    return os.path.realpath(path)
+    """``path`` with the symbolic links of this host resolved (nothing is created or required to exist).
+    A path this host may not resolve is compared as written: the agent resolves it on its own host."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
 
 
 def _overlap(first: str, second: str) -> bool:
@@ -81,14 +85,20 @@ def _forms(path: str) -> set[str]:
     return {lexical, resolved(lexical)}
 
 
+def _system(path: str) -> bool:
+    return any(path == system or path.startswith(system + "/") for system in SYSTEM_FOLDERS)
+
+
 def check_folder(path: str, *, others: Iterable[str]) -> str:
     """The canonical form of ``path`` to store, once it is clear of system folders and of ``others``
     (the folders of every other front-end). FolderRefused otherwise, with one message for every
     conflict, whichever it is."""
     lexical = canonical(path)
-    mine = {lexical, resolved(lexical)}
+    mine = {lexical}
+    if not _system(lexical):
+        mine.add(resolved(lexical))
     for form in mine:
-        if any(form == system or form.startswith(system + "/") for system in SYSTEM_FOLDERS):
+        if _system(form):
             raise FolderRefused(IN_USE)
     for other in others:
         if any(_overlap(form, theirs) for form in mine for theirs in _forms(other)):
