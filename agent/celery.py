@@ -35,4 +35,10 @@ app.conf.update(
     worker_hijack_root_logger=False,
     # A front-end only runs what is sent to its own queue (-Q); nothing goes to a default queue.
     task_create_missing_queues=True,
+    # No broadcast remote control (shutdown, add_consumer, ...) and no events: anyone who can write
+    # to the broker could send those, and they carry no signature. The console talks to agents with
+    # signed tasks only.
+    worker_enable_remote_control=False,
+    worker_send_task_events=False,
+    task_send_sent_event=False,
 )

@@ -2,7 +2,8 @@
 
 Every task of the agent goes through ``GuardedTask``: the message must carry the console's signature
 for this front-end (``agent.signing``), must not name another releases folder than the agent's own,
-and must not have run before. A refused message changes nothing on disk: it is logged, kept in the
+and must not have run before. Every answer is signed with the same key, so that the console can
+tell it from one written into the result backend by someone else. A refused message changes nothing on disk: it is logged, kept in the
 agent's ledger and answered with ``{"ok": false, "refused": true, "error": ...}``; the agent's report
 lists the latest refusals, so the console shows them.
 
@@ -149,14 +150,15 @@ class GuardedTask(Task):
                     f"the message names the releases folder {given}, this agent serves only its own folder"
                 )
         except signing.SignatureRefused as exc:
-            return self._refused(ledger, task_id=task_id, queue=queue, reason=exc.reason)
+            refusal = self._refused(ledger, task_id=task_id, queue=queue, reason=exc.reason)
+            return signing.sign_answer(key=settings.key, task_id=str(task_id), answer=refusal)
         earlier = ledger.answer_of(task_id)
         if earlier is not None:
             # A message that already ran here: a replay, or a redelivery after the answer was
             # stored but before the broker heard of it. Either way, run nothing and say it again.
             self._refused(ledger, task_id=task_id, queue=queue, reason="this task already ran here; not run again")
             return earlier.get("answer")
-        answer = super().__call__(*args, **kwargs)
+        answer = signing.sign_answer(key=settings.key, task_id=task_id, answer=super().__call__(*args, **kwargs))
         ledger.remember(task_id=task_id, task=self.name, expires_at=expires_at, answer=answer)
         return answer
 

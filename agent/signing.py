@@ -65,6 +65,32 @@ def canonical(
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+ANSWER_SIGNATURE = "_signature"
+
+
+def _answer_message(task_id: str, answer: Mapping[str, Any]) -> bytes:
+    body = {"v": VERSION, "id": task_id, "answer": {k: v for k, v in answer.items() if k != ANSWER_SIGNATURE}}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign_answer(*, key: str, task_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with the agent's signature: the result backend is as open as the broker, so the
+    console believes only answers signed with the key of the front-end it asked."""
+    # Through JSON first, as the console will see it (tuples become lists, and so on).
+    plain = json.loads(json.dumps(answer))
+    return {**plain, ANSWER_SIGNATURE: _mac(key, _answer_message(task_id, plain))}
+
+
+def verify_answer(*, key: str, task_id: str, answer: Any) -> dict[str, Any]:
+    """The answer without its signature, or SignatureRefused when it is not the agent's."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get(ANSWER_SIGNATURE), str):
+        raise SignatureRefused("the answer is not signed by the front-end's agent")
+    expected = _mac(key, _answer_message(task_id, answer))
+    if not hmac.compare_digest(expected, answer[ANSWER_SIGNATURE]):
+        raise SignatureRefused("the answer's signature does not match the front-end's key")
+    return {k: v for k, v in answer.items() if k != ANSWER_SIGNATURE}
+
+
 def _mac(key: str, message: bytes) -> str:
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 

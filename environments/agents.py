@@ -158,8 +158,15 @@ def _collect(call: AgentCall) -> None:
     assert call.result is not None
     call.answered_at = time.monotonic()
     if call.result.successful():
-        value = call.result.result
-        call.answer = value if isinstance(value, dict) else {"ok": False, "error": f"unexpected answer {value!r}"}
+        try:
+            call.answer = signing.verify_answer(
+                key=call.frontend.agent_key(), task_id=call.result.id, answer=call.result.result
+            )
+        except signing.SignatureRefused as exc:
+            # Not its agent's answer: written into the result backend by someone else, or sent by an
+            # agent that has another key. Believe nothing of it.
+            logger.warning("front-end %s: %s (task %s)", call.frontend, exc.reason, call.task)
+            call.error = exc.reason
     else:
         # A bug in the agent (not a known refusal): keep its message, the traceback stays in its log.
         call.error = f"its agent failed: {call.result.result!r}"

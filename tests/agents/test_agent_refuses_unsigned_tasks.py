@@ -192,6 +192,25 @@ def test_a_new_key_makes_the_agent_refuse_until_it_is_given(frontend_hosts, stor
     call = agents.send(agents.AgentCall(row, "agent.report", {}), expires_in_s=10)
     agents.wait([call], timeout_s=10)
 
-    assert call.answer["refused"] and "does not match" in call.answer["error"]
+    # The agent refused the message, and its answer (signed with the old key) is not believed either.
+    assert not call.ok and "the answer's signature does not match the front-end's key" in call.failure()
     stored = json.loads((fe.root / ".lifetime-agent" / "refused.json").read_text())
     assert stored["total"] == 1 and stored["latest"][0]["task"] == "agent.report"
+    assert "does not match this front-end's key" in stored["latest"][0]["reason"]
+
+
+def test_an_answer_written_into_the_result_backend_by_someone_else_is_not_believed(
+    frontend_hosts, store_binary, intruder
+):
+    environment, (fe,), v1, v2 = _two_versions(frontend_hosts, store_binary)
+    fe.agent.stop()  # the real agent cannot answer first
+    call = agents.send(
+        agents.AgentCall(fe.row, "agent.switch", {"switch_id": "s-forged", "links": {"hello": v2.release}}),
+        expires_in_s=10,
+    )
+    intruder.backend.store_result(call.result.id, {"ok": True, "before": {}, "after": {"hello": v2.release}}, "SUCCESS")
+
+    agents.wait([call], timeout_s=10)
+
+    assert not call.ok and call.answer is None
+    assert "not signed by the front-end's agent" in call.failure()
