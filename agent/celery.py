@@ -6,9 +6,23 @@ imports Django nor touches the console's database. Its tasks take everything as 
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.worker.consumer import Consumer
 
 from agent import config
+
+
+class AgentConsumer(Consumer):
+    """The worker's consumer without mingle, gossip and heartbeat, whatever the command line says:
+    they broadcast to and listen to every worker on the broker, unsigned. An agent only consumes its
+    own queue, so that the broker's access rules can give its host that queue and nothing else."""
+
+    def __init__(self, *args: Any, worker_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        options = dict(worker_options or {}, without_mingle=True, without_gossip=True, without_heartbeat=True)
+        super().__init__(*args, worker_options=options, **kwargs)
+
 
 settings = config.load()
 # The agent's own folder: it keeps its releases and its ledger there (agent.guard).
@@ -41,4 +55,5 @@ app.conf.update(
     worker_enable_remote_control=False,
     worker_send_task_events=False,
     task_send_sent_event=False,
+    worker_consumer="agent.celery:AgentConsumer",
 )
