@@ -32,8 +32,9 @@ logger = logging.getLogger("agent.guard")
 
 LEDGER = ".lifetime-agent"
 REFUSALS_KEPT = 50
-# Pruning the ids of tasks that ran is a directory scan: not on every task.
+# Pruning the ids of tasks that ran is a directory scan: not on every task (per process).
 PRUNE_EVERY_S = 300.0
+_PRUNED_AT: dict[Path, float] = {}
 
 
 def canonical_folder(path: str | os.PathLike[str]) -> str:
@@ -48,7 +49,6 @@ class Ledger:
         self.folder = Path(root) / LEDGER
         self.ran = self.folder / "ran"
         self.refusals_file = self.folder / "refused.json"
-        self._pruned_at = 0.0
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -74,12 +74,14 @@ class Ledger:
             return None
 
     def remember(self, *, task_id: str, task: str, expires_at: int, answer: Any) -> None:
-        with self._locked():
-            self._write(self.ran / f"{task_id}.json", {"task": task, "exp": expires_at, "answer": answer})
-            now = time.time()
-            if now - self._pruned_at > PRUNE_EVERY_S:
-                self._pruned_at = now
-                self._prune(now)
+        # One file per task, written whole then renamed: no lock needed, a reader sees it or not.
+        if not self.ran.is_dir():
+            self.ran.mkdir(parents=True, exist_ok=True)
+        self._write(self.ran / f"{task_id}.json", {"task": task, "exp": expires_at, "answer": answer})
+        now = time.time()
+        if now - _PRUNED_AT.get(self.ran, 0.0) > PRUNE_EVERY_S:
+            _PRUNED_AT[self.ran] = now
+            self._prune(now)
 
     def _prune(self, now: float) -> None:
         # A task id only needs remembering while its signature is valid: after that the signature
