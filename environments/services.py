@@ -274,7 +274,10 @@ def save_frontend(
             object_key=frontend.key,
             object_label=str(frontend),
             environment_key=environment.key,
-            changes=audit.diff(before, {n: getattr(frontend, n) for n in FRONTEND_FIELDS}),
+            changes={
+                **audit.diff(before, {n: getattr(frontend, n) for n in FRONTEND_FIELDS}),
+                **({"agent_key": audit.SECRET_MARK} if creating else {}),
+            },
         )
     return frontend
 
