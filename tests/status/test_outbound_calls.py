@@ -3,6 +3,7 @@ metadata target without the setting, no redirect followed, no answer body shown.
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -135,3 +136,42 @@ def test_a_health_url_must_be_on_the_frontends_own_host_and_not_inside(landscape
         actor=admin_user, environment=prod, data={**data, "health_url": "http://127.0.0.1:8131/_health"}
     )
     assert fe.health_url == "http://127.0.0.1:8131/_health"
+
+
+class Resolver:
+    """The machine's resolver, except for names of the test: each look-up of such a name gets the next
+    answer of its list (a DNS server that changes its mind between two look-ups)."""
+
+    def __init__(self, answers: dict[str, list[list[str]]]) -> None:
+        self.answers = answers
+        self.lookups: dict[str, int] = {}
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host not in self.answers:
+            return self.real(host, port, *args, **kwargs)
+        count = self.lookups.get(host, 0)
+        self.lookups[host] = count + 1
+        addresses = self.answers[host][min(count, len(self.answers[host]) - 1)]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses]
+
+
+def test_every_address_a_name_resolves_to_is_checked(monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", Resolver({"mixed.example": [["127.0.0.1", "10.0.0.1"]]}))
+    with pytest.raises(outbound.OutboundRefused, match=r"private address \(10.0.0.1\)"):
+        outbound.check_url("http://mixed.example/hook")
+
+
+def test_the_call_goes_to_the_address_that_was_checked_even_if_the_name_changes_its_answer(monkeypatch):
+    server = Server()
+    port = int(server.url.rsplit(":", 1)[1])
+    # Checked as 127.0.0.1 (where the server listens); asked again, the name would say 127.0.0.2,
+    # where nothing listens: a second look-up would fail the call.
+    resolver = Resolver({"rebind.example": [["127.0.0.1"], ["127.0.0.2"]]})
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    try:
+        status = outbound.post(f"http://rebind.example:{port}/hook", body=b"{}", headers={}, timeout_s=5)
+    finally:
+        server.close()
+    assert status == 204 and server.received == ["/hook"]
+    assert resolver.lookups["rebind.example"] == 1
