@@ -105,6 +105,13 @@ def test_the_demos_roles_cannot_read_the_consoles_database_nor_each_others(demo_
             cur.execute("select pg_read_file('/etc/passwd')")
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute("copy (select 1) to program 'true'")
+        # CREATEDB (for the rehearsal) does not let it copy the console's database either.
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier("copy_of_console"), sql.Identifier(console)
+                )
+            )
         # What a deployment does: its schema and tables, which the applications may then use.
         cur.execute("create schema hr_core")
         cur.execute("create table hr_core.employee (id serial primary key, name text)")
