@@ -8,12 +8,14 @@ agent's ledger and answered with ``{"ok": false, "refused": true, "error": ...}`
 lists the latest refusals, so the console shows them.
 
 The ledger lives under the agent's own releases folder (``.lifetime-agent/``): the ids of the tasks
-it ran (with their answers, until their signature expires) and the latest refusals.
+it ran (with their answers, until their signature expires; ``ran.jsonl``) and the latest refusals
+(``refused.json``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -32,9 +34,8 @@ logger = logging.getLogger("agent.guard")
 
 LEDGER = ".lifetime-agent"
 REFUSALS_KEPT = 50
-# Pruning the ids of tasks that ran is a directory scan: not on every task (per process).
+# Rewriting the ledger without the expired entries: not on every task.
 PRUNE_EVERY_S = 300.0
-_PRUNED_AT: dict[Path, float] = {}
 
 
 def canonical_folder(path: str | os.PathLike[str]) -> str:
@@ -42,17 +43,35 @@ def canonical_folder(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(os.path.abspath(os.fspath(path)))
 
 
+@dataclasses.dataclass
+class _RanFile:
+    """What this process has read of a ledger's ``ran.jsonl``: its entries, and how far it read."""
+
+    inode: int = -1
+    offset: int = 0
+    entries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    pruned_at: float = dataclasses.field(default_factory=time.time)
+
+
+_RAN: dict[Path, _RanFile] = {}
+
+
 class Ledger:
-    """The ids of the tasks this agent ran, and what it refused, under its releases folder."""
+    """The ids of the tasks this agent ran, and what it refused, under its releases folder.
+
+    The tasks that ran are lines appended to ``ran.jsonl`` (one write each: the window's switch
+    pays no file creation nor rename for it); each process keeps what it read in memory and reads
+    only what was appended since, so a second agent process on the same folder sees them too.
+    """
 
     def __init__(self, root: Path) -> None:
         self.folder = Path(root) / LEDGER
-        self.ran = self.folder / "ran"
+        self.ran_file = self.folder / "ran.jsonl"
         self.refusals_file = self.folder / "refused.json"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.ran.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.folder / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -66,33 +85,62 @@ class Ledger:
         temp.write_text(json.dumps(data, sort_keys=True))
         os.replace(temp, path)
 
-    def answer_of(self, task_id: str) -> dict[str, Any] | None:
-        """What the task ``task_id`` answered when it ran here (None: it never ran)."""
+    def _ran(self) -> _RanFile:
+        """The entries of ``ran.jsonl``, brought up to date with what was appended since."""
+        known = _RAN.setdefault(self.ran_file, _RanFile())
         try:
-            return json.loads((self.ran / f"{task_id}.json").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+            with open(self.ran_file, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                if inode != known.inode:  # new, or rewritten by a prune: read it all again
+                    known.inode, known.offset, known.entries = inode, 0, {}
+                handle.seek(known.offset)
+                for line in handle:
+                    if not line.endswith(b"\n"):
+                        break  # being appended right now: read it next time
+                    known.offset += len(line)
+                    try:
+                        entry = json.loads(line)
+                        known.entries[entry["id"]] = entry
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        except FileNotFoundError:
+            known.inode, known.offset, known.entries = -1, 0, {}
+        return known
+
+    def answer_of(self, task_id: str) -> dict[str, Any] | None:
+        """The ledger's entry of the task ``task_id`` (its ``answer`` among others); None: it never ran here."""
+        return self._ran().entries.get(task_id)
 
     def remember(self, *, task_id: str, task: str, expires_at: int, answer: Any) -> None:
-        # One file per task, written whole then renamed: no lock needed, a reader sees it or not.
-        if not self.ran.is_dir():
-            self.ran.mkdir(parents=True, exist_ok=True)
-        self._write(self.ran / f"{task_id}.json", {"task": task, "exp": expires_at, "answer": answer})
+        entry = {"id": task_id, "task": task, "exp": expires_at, "answer": answer}
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+        # O_APPEND: one write of a whole line, whoever else appends at the same time.
+        fd = os.open(self.ran_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        known = self._ran()
         now = time.time()
-        if now - _PRUNED_AT.get(self.ran, 0.0) > PRUNE_EVERY_S:
-            _PRUNED_AT[self.ran] = now
+        if now - known.pruned_at > PRUNE_EVERY_S:
             self._prune(now)
 
     def _prune(self, now: float) -> None:
         # A task id only needs remembering while its signature is valid: after that the signature
-        # check refuses a replay by itself.
-        for entry in self.ran.glob("*.json"):
-            try:
-                expires_at = json.loads(entry.read_text()).get("exp", 0)
-            except (OSError, ValueError):
-                expires_at = 0
-            if expires_at < now:
-                entry.unlink(missing_ok=True)
+        # check refuses a replay by itself. (An agent runs one task at a time: nothing is appended
+        # while its own process rewrites the file.)
+        with self._locked():
+            known = self._ran()
+            known.pruned_at = now
+            live = [entry for entry in known.entries.values() if entry.get("exp", 0) >= now]
+            if len(live) == len(known.entries):
+                return
+            temp = self.ran_file.with_name(f".ran.jsonl.tmp-{secrets.token_hex(4)}")
+            temp.write_text("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in live))
+            os.replace(temp, self.ran_file)
+            self._ran()
 
     def refuse(self, *, task: str, task_id: str, queue: str, reason: str) -> dict[str, Any]:
         entry = {"at": time.time(), "task": task, "task_id": str(task_id)[:64], "queue": queue, "reason": reason}
