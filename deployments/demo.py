@@ -191,6 +191,11 @@ def load_environments(*, frontends_root: Path, secrets_dir: Path | None = None, 
                         "enabled": True,
                     },
                 )
+        # Front-ends of a demo loaded before agents had keys: give them one (frontend_processes
+        # hands it to their agents).
+        for frontend in env.frontends.filter(agent_key_encrypted=""):
+            env_services.new_agent_key(actor=admin, frontend=frontend)
+            log(f"generated the agent key of {frontend}")
         env_services.set_access(actor=admin, user=release, environment=env, level=AccessLevel.DEPLOY)
         env_services.set_access(actor=admin, user=ops, environment=env, level=AccessLevel.VIEW)
         envs[name] = env
