@@ -60,6 +60,13 @@ def test_check_deploy_refuses_the_published_development_keys():
     assert "lifetime.E001" in result.stderr and "AGENT_TOKEN is the published development value" in result.stderr
 
 
+def test_check_deploy_warns_of_a_broker_on_the_network_without_a_password():
+    result = _manage("check", "--deploy", env={**PRODUCTION, "REDIS_URL": "redis://redis.internal:6379/0"})
+    assert "lifetime.W001" in result.stderr and "without a password" in result.stderr
+    authenticated = {**PRODUCTION, "REDIS_URL": "rediss://console:s3cret@redis.internal:6380/0"}
+    assert "lifetime.W001" not in _manage("check", "--deploy", env=authenticated).stderr
+
+
 def _gunicorn(bind: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "lifetime.wsgi", "-c", "lifetime/gunicorn_conf.py", "-b", bind],
