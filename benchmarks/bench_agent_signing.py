@@ -29,7 +29,7 @@ django.setup()
 
 from agent import signing  # noqa: E402
 from agent.guard import Ledger  # noqa: E402
-from lifetime import encryption  # noqa: E402
+from core import encryption  # noqa: E402
 
 KWARGS = {
     "releases_root": "/srv/lifetime/fe1",

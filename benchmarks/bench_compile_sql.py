@@ -35,8 +35,8 @@ import psycopg2  # noqa: E402
 from django.conf import settings  # noqa: E402
 from psycopg2 import sql as pgsql  # noqa: E402
 
-from deployments import artifacts  # noqa: E402
-from deployments.bundles import Column, DataModel, Index, Manifest, Table, read_bundle  # noqa: E402
+from deployments.artifacts import store as artifacts  # noqa: E402
+from deployments.catalog.bundles import Column, DataModel, Index, Manifest, Table, read_bundle  # noqa: E402
 from deployments.models import Application, ApplicationVersion  # noqa: E402
 from deployments.steps import ListLog  # noqa: E402
 from deployments.steps.compile import build_binary, compile_version  # noqa: E402

@@ -47,8 +47,9 @@ from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from deployments import catalog  # noqa: E402
-from deployments.models import DeploymentPlan, PlanStatus, StageKind  # noqa: E402
+from core.actors import Actor  # noqa: E402
+from deployments.catalog import services as catalog  # noqa: E402
+from deployments.models import ApplicationVersion, DeploymentPlan, PlanState, StageKind  # noqa: E402
 from deployments.stages.log import PlanStepLog, append_log  # noqa: E402
 from environments import services as env_services  # noqa: E402
 from environments.models import AccessLevel, Environment  # noqa: E402
@@ -62,9 +63,10 @@ LOG_LINES = 2_000
 
 def seed() -> DeploymentPlan:
     """Environments, two applications, 10,000 finished plans and one running plan: through the services."""
-    admin = User.objects.filter(username="bench-admin").first()
-    if admin is None:
-        admin = User.objects.create_superuser("bench-admin", "admin@example.com", "bench-password-1")
+    admin_user = User.objects.filter(username="bench-admin").first()
+    if admin_user is None:
+        admin_user = User.objects.create_superuser("bench-admin", "admin@example.com", "bench-password-1")
+    admin = Actor.person(admin_user)
     envs = {}
     for order, name in enumerate(["Development", "Test", "Production"], start=1):
         envs[name] = Environment.objects.filter(name=name).first() or env_services.save_environment(
@@ -93,9 +95,8 @@ def seed() -> DeploymentPlan:
         "bench-release", password="x"
     )
     for env in envs.values():
-        env_services.set_access(actor="bench", user=ops, environment=env, level=AccessLevel.VIEW)
-        env_services.set_access(actor="bench", user=release, environment=env, level=AccessLevel.DEPLOY)
-    from deployments.models import ApplicationVersion
+        env_services.set_access(actor=Actor.system("bench"), user=ops, environment=env, level=AccessLevel.VIEW)
+        env_services.set_access(actor=Actor.system("bench"), user=release, environment=env, level=AccessLevel.DEPLOY)
 
     versions = list(ApplicationVersion.objects.filter(version="1.0.0").order_by("application__name"))
     if not versions:
@@ -103,7 +104,7 @@ def seed() -> DeploymentPlan:
             catalog.register_bundle(data=example_bundle(app, "1.0.0"), actor=admin)
             for app in ("hr_core", "leave_portal")
         ]
-    done = DeploymentPlan.objects.exclude(status=PlanStatus.RUNNING).count()
+    done = DeploymentPlan.objects.exclude(state=PlanState.APPLYING).count()
     started = time.monotonic()
     for number in range(done, HISTORY):
         target = envs["Test"] if number % 3 else envs["Production"]
@@ -119,12 +120,12 @@ def seed() -> DeploymentPlan:
             actor=release,
         )
         d.start()
-        d.finish(
-            PlanStatus.FINISHED_SUCCESSFUL if number % 10 else PlanStatus.FINISHED_WITH_WARNINGS, reason="Deployed"
+        d.through_without_stages(
+            PlanState.FINISHED_SUCCESSFUL if number % 10 else PlanState.FINISHED_WITH_WARNINGS, reason="Deployed"
         )
         if number % 1000 == 999:
             print(f"  {number + 1} plans ({time.monotonic() - started:.0f} s)", flush=True)
-    running = DeploymentPlan.objects.filter(status=PlanStatus.RUNNING).first()
+    running = DeploymentPlan.objects.filter(state=PlanState.APPLYING).first()
     if running is None:
         d = PlanDriver(
             new_plan(actor=release, source=envs["Test"], target=envs["Production"], versions=versions, notes="the one"),

@@ -34,10 +34,10 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from agent import releases, signing  # noqa: E402
+from core import encryption  # noqa: E402
 from deployments.steps import ListLog  # noqa: E402
 from deployments.steps.switch import switch_frontends  # noqa: E402
 from environments.models import FrontEnd  # noqa: E402
-from lifetime import encryption  # noqa: E402
 from lifetime.celery import app as celery_app  # noqa: E402
 from tests.agents.conftest import web_app_binary  # noqa: E402
 from tests.processes import Agent, FrontEndServer, stop_all  # noqa: E402

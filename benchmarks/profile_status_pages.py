@@ -39,7 +39,7 @@ from django.http import HttpResponse  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from deployments.models import DeploymentPlan, PlanStatus  # noqa: E402
+from deployments.models import DeploymentPlan, PlanState  # noqa: E402
 
 POLLER = re.compile(r'<div id="plan-live"([^>]*)>')
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", action="store_true", help="also print cProfile of the plan page and a live poll")
     options = parser.parse_args()
-    plan = DeploymentPlan.objects.filter(status=PlanStatus.RUNNING).first()
+    plan = DeploymentPlan.objects.filter(state=PlanState.APPLYING).first()
     if plan is None:
         raise SystemExit("No running plan: seed the database with bench_status_pages.py first.")
     client = Client(HTTP_HOST="127.0.0.1")

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class DeploymentsConfig(AppConfig):
     name = "deployments"
     verbose_name = "Deployments"
+
+    def ready(self) -> None:
+        # Listeners subscribe to the moves of plans here, so that the state module imports none of them.
+        from deployments.notifications import services as notifications
+        from deployments.state import moves
+
+        moves.on_plan_move(notifications.plan_moved)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from pathlib import Path
 
 import psycopg2
@@ -15,6 +16,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from psycopg2 import sql
 
+from core.actors import Actor
+from deployments.catalog import services as catalog
+from deployments.mobile.config import save_mobile_config
+from deployments.models import ApplicationVersion, DeploymentPlan, MobileAppConfig, RunningVersion
+from deployments.plans import services as plans
+from deployments.state import moves
 from environments import services as env_services
 from environments.access import INFRA_ADMINS_GROUP
 from environments.models import AccessLevel, Environment
@@ -147,10 +154,11 @@ def ensure_user(username: str, *, infra_admin: bool = False, staff: bool = False
 
 
 def load_environments(*, frontends_root: Path, secrets_dir: Path | None = None, log=print) -> dict[str, Environment]:
-    admin = ensure_user("admin", infra_admin=True, staff=True)
-    if not admin.is_superuser:
-        admin.is_superuser = True
-        admin.save(update_fields=["is_superuser"])
+    admin_user = ensure_user("admin", infra_admin=True, staff=True)
+    if not admin_user.is_superuser:
+        admin_user.is_superuser = True
+        admin_user.save(update_fields=["is_superuser"])
+    admin = Actor.person(admin_user)
     release = ensure_user("release")
     ops = ensure_user("ops")
     envs: dict[str, Environment] = {}
@@ -210,10 +218,8 @@ OLDER = [("hr_core", "1.0.0"), ("leave_portal", "1.0.0"), ("field_inspector", "1
 NEWER = [("hr_core", "1.1.0"), ("leave_portal", "1.1.0"), ("field_inspector", "2.0.0")]
 
 
-def register_examples(*, actor, modules: int | None = None, log=print) -> dict[tuple[str, str], object]:
-    from deployments import catalog
-    from deployments.models import ApplicationVersion
-    from examples.build import DEFAULT_MODULES, applications, build_bundle
+def register_examples(*, actor: Actor, modules: int | None = None, log=print) -> dict[tuple[str, str], object]:
+    from examples.build import DEFAULT_MODULES, applications, build_bundle  # the examples are not a Django app
 
     found = {}
     for app, app_versions in applications().items():
@@ -227,10 +233,7 @@ def register_examples(*, actor, modules: int | None = None, log=print) -> dict[t
     return found
 
 
-def configure_mobile_apps(*, actor, envs: dict[str, Environment], versions) -> None:
-    from deployments.mobile_config import save_mobile_config
-    from deployments.models import MobileAppConfig
-
+def configure_mobile_apps(*, actor: Actor, envs: dict[str, Environment], versions) -> None:
     app = versions[("field_inspector", "1.0.0")].application
     for env in envs.values():
         if MobileAppConfig.objects.filter(environment=env, application=app).exists():
@@ -250,16 +253,11 @@ def configure_mobile_apps(*, actor, envs: dict[str, Environment], versions) -> N
 def seed_deployments(*, envs: dict[str, Environment], versions, log=print, timeout_s: float = 900) -> None:
     """Deploy the baseline through the console's own plans (idempotent: environments that already run
     something, or are held by a plan, are left alone). Needs the stage worker and the agents running."""
-    import time
-
-    from deployments import plans, transitions
-    from deployments.models import DeploymentPlan, RunningVersion
-
-    admin = User.objects.get(username="admin")
+    admin = Actor.person(User.objects.get(username="admin"))
     order = [("Test", "Development", OLDER), ("Production", "Development", OLDER), ("Development", "Test", NEWER)]
     for target_name, source_name, wanted in order:
         target = envs[target_name]
-        if RunningVersion.objects.filter(environment=target).exists() or transitions.holder_of(target.pk):
+        if RunningVersion.objects.filter(environment=target).exists() or moves.holder_of(target.pk):
             continue
         plan = plans.create_plan(
             actor=admin,
@@ -273,9 +271,9 @@ def seed_deployments(*, envs: dict[str, Environment], versions, log=print, timeo
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             plan = DeploymentPlan.objects.get(pk=plan.pk)
-            if plans.is_prepared(plan):
+            if plan.is_prepared:
                 plans.continue_plan(actor=admin, plan=plan, override_reason="Demo baseline")
-            elif plan.status in transitions.FINAL:
+            elif plan.is_final:
                 break
             time.sleep(1)
-        log(f"{target_name}: {plan.get_status_display().lower()}")
+        log(f"{target_name}: {plan.state_label.lower()}")

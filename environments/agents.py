@@ -8,20 +8,19 @@ milliseconds and the window is short.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from celery import current_app as app  # the console's app, configured by the project
 from celery import states
 from celery.result import AsyncResult
 from django.utils import timezone
 
 from agent import signing
 from environments.models import Environment, FrontEnd
-from lifetime.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -225,10 +224,3 @@ def refresh_reports(*, environment: Environment | None = None, timeout_s: float 
         if call.failure():
             logger.warning("front-end %s: %s", fe, call.failure())
     return reports
-
-
-def silent_since(frontend: FrontEnd, *, now: dt.datetime | None = None) -> dt.timedelta | None:
-    """How long the front-end's agent has not answered (None: it never did)."""
-    if frontend.last_seen_at is None:
-        return None
-    return (now or timezone.now()) - frontend.last_seen_at

@@ -14,7 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
-from lifetime import encryption
+from core import encryption
 
 
 class EnvironmentKind(models.TextChoices):

@@ -12,9 +12,11 @@ from django.utils.text import slugify
 from psycopg2.extensions import parse_dsn
 
 from agent import signing
+from core import audit, encryption, outbound
+from core.actors import Actor
+from core.refusals import Refusal
 from environments import access, databases, folders
 from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
-from lifetime import audit, encryption, outbound
 
 ENVIRONMENT_FIELDS = (
     "name",
@@ -35,7 +37,7 @@ ENVIRONMENT_FIELDS = (
 FRONTEND_FIELDS = ("name", "queue", "releases_root", "base_url", "health_url", "enabled")
 
 
-class InvalidInput(Exception):
+class InvalidInput(Refusal):
     """A change refused for a reason the user can fix; ``field`` names the form field."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -131,7 +133,7 @@ def _inspect_connection(dsn: str, params: dict[str, str]) -> databases.ServerVie
 
 def save_environment(
     *,
-    actor: Any,
+    actor: Actor,
     data: dict[str, Any],
     environment: Environment | None = None,
     app_db_dsn: str | None = None,
@@ -147,7 +149,7 @@ def save_environment(
     if app_db_dsn:
         params = parse_connection(app_db_dsn)
         view = _inspect_connection(app_db_dsn, params)
-        if view.privileges and not (confirm_privileged_role and access.is_infra_admin(actor)):
+        if view.privileges and not (confirm_privileged_role and access.is_infra_admin(actor.user)):
             raise InvalidInput(databases.privileged_message(view), field="app_db_dsn")
     creating = environment is None
     with transaction.atomic():
@@ -233,7 +235,7 @@ def _check_health_url(data: dict[str, Any]) -> None:
 
 
 def save_frontend(
-    *, actor: Any, environment: Environment, data: dict[str, Any], frontend: FrontEnd | None = None
+    *, actor: Actor, environment: Environment, data: dict[str, Any], frontend: FrontEnd | None = None
 ) -> FrontEnd:
     """Create or change a front-end. A new front-end gets its agent key (agent.signing), kept
     encrypted: the creating page shows it once (``FrontEnd.agent_key()``)."""
@@ -282,7 +284,7 @@ def save_frontend(
     return frontend
 
 
-def new_agent_key(*, actor: Any, frontend: FrontEnd) -> str:
+def new_agent_key(*, actor: Actor, frontend: FrontEnd) -> str:
     """Replace a front-end's agent key and return the new one (to show once). From now on its agent
     refuses everything until it is given the new key."""
     key = signing.new_key()
@@ -301,7 +303,7 @@ def new_agent_key(*, actor: Any, frontend: FrontEnd) -> str:
     return key
 
 
-def set_frontend_enabled(*, actor: Any, frontend: FrontEnd, enabled: bool) -> FrontEnd:
+def set_frontend_enabled(*, actor: Actor, frontend: FrontEnd, enabled: bool) -> FrontEnd:
     with transaction.atomic():
         changed = FrontEnd.objects.filter(pk=frontend.pk).exclude(enabled=enabled).update(enabled=enabled)
         frontend.refresh_from_db()
@@ -320,7 +322,7 @@ def set_frontend_enabled(*, actor: Any, frontend: FrontEnd, enabled: bool) -> Fr
 # --- roles ------------------------------------------------------------------------------
 
 
-def set_access(*, actor: Any, user: Any, environment: Environment, level: int) -> None:
+def set_access(*, actor: Actor, user: Any, environment: Environment, level: int) -> None:
     with transaction.atomic():
         current = EnvironmentAccess.objects.filter(user=user, environment=environment).first()
         old = current.level if current else AccessLevel.NONE

@@ -7,10 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.actors import Actor
+from core.models import AuditEvent
 from environments import access, services
 from environments.forms import EnvironmentForm, FrontEndForm
 from environments.models import AccessLevel, Environment, FrontEnd
-from lifetime.models import AuditEvent
 
 
 def _environment_for(request: HttpRequest, key, level: int) -> Environment:
@@ -60,7 +61,7 @@ def environment_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             environment = services.save_environment(
-                actor=request.user,
+                actor=Actor.person(request.user),
                 data=form.environment_data(),
                 app_db_dsn=form.app_db_change(),
                 confirm_privileged_role=form.cleaned_data.get("confirm_privileged_role", False),
@@ -80,7 +81,7 @@ def environment_edit(request: HttpRequest, key) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.save_environment(
-                actor=request.user,
+                actor=Actor.person(request.user),
                 environment=environment,
                 data=form.environment_data(),
                 app_db_dsn=form.app_db_change(),
@@ -119,7 +120,9 @@ def frontend_create(request: HttpRequest, key) -> HttpResponse:
     form = FrontEndForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            frontend = services.save_frontend(actor=request.user, environment=environment, data=form.cleaned_data)
+            frontend = services.save_frontend(
+                actor=Actor.person(request.user), environment=environment, data=form.cleaned_data
+            )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
         else:
@@ -144,7 +147,7 @@ def _show_agent_key(request: HttpRequest, frontend: FrontEnd, key: str, *, creat
 def frontend_new_key(request: HttpRequest, key) -> HttpResponse:
     frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
     _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
-    agent_key = services.new_agent_key(actor=request.user, frontend=frontend)
+    agent_key = services.new_agent_key(actor=Actor.person(request.user), frontend=frontend)
     return _show_agent_key(request, frontend, agent_key, created=False)
 
 
@@ -156,7 +159,7 @@ def frontend_edit(request: HttpRequest, key) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.save_frontend(
-                actor=request.user, environment=environment, frontend=frontend, data=form.cleaned_data
+                actor=Actor.person(request.user), environment=environment, frontend=frontend, data=form.cleaned_data
             )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
@@ -174,6 +177,6 @@ def frontend_set_enabled(request: HttpRequest, key) -> HttpResponse:
     frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
     _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
     enabled = request.POST.get("enabled") == "true"
-    services.set_frontend_enabled(actor=request.user, frontend=frontend, enabled=enabled)
+    services.set_frontend_enabled(actor=Actor.person(request.user), frontend=frontend, enabled=enabled)
     messages.success(request, f"Front-end {frontend.name} {'enabled' if enabled else 'disabled'}.")
     return redirect("environments:detail", key=frontend.environment.key)

@@ -8,4 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifetime.settings")
 
 app = Celery("lifetime")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each room of the deployments app keeps its own tasks module.
+app.autodiscover_tasks(
+    ["deployments.stages", "deployments.plans", "deployments.notifications", "environments"], related_name="tasks"
+)

@@ -85,7 +85,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_beat",
-    "lifetime",
+    "core.apps.CoreConfig",
     "environments",
     "deployments",
 ]
@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A refusal a view did not catch is still a sentence for the person, never a 500.
+    "core.middleware.RefusalMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -168,7 +170,7 @@ CONSOLE_BASE_URL = env("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 # Releases each front-end keeps per application after a Continue (never fewer than current + previous).
 RELEASES_KEPT = max(2, env_int("RELEASES_KEPT", 5))
 # Networks the console may call on the inside (webhook targets, front-ends' health URLs), e.g.
-# 10.0.0.0/8: anything not public is refused otherwise (lifetime.outbound). Tests and the demo
+# 10.0.0.0/8: anything not public is refused otherwise (core.outbound). Tests and the demo
 # allow loopback; cloud metadata addresses are refused whatever this says.
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", "")
 for _network in OUTBOUND_ALLOWED_NETWORKS:
@@ -183,7 +185,7 @@ AGENT_TOKEN = env("AGENT_TOKEN") or ("dev-agent-token" if SECRET_KEY == _DEV_SEC
 if not AGENT_TOKEN:
     raise ImproperlyConfigured("AGENT_TOKEN is not set: front-end agents need it to download artifacts")
 # The development keys are published with the code: a console that uses one may listen on loopback
-# only (lifetime/gunicorn_conf.py refuses to bind elsewhere; `check --deploy` fails).
+# only (lifetime/gunicorn_conf.py refuses to bind elsewhere; `check --deploy` fails, core.checks).
 # scripts/up.sh generates keys of its own instead, under .data/secrets/.
 PUBLISHED_SECRETS_IN_USE = [
     name
@@ -235,7 +237,6 @@ CELERY_TASK_ROUTES = {
     # worker consumes both (-Q stages,notifications).
     "deployments.tasks.deliver_notification": {"queue": "notifications"},
     "deployments.tasks.*": {"queue": "stages"},
-    "lifetime.tasks.*": {"queue": "stages"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

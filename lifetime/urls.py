@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments import views as deployment_views
-from deployments.artifact_views import artifact_download
+from deployments.artifacts.views import artifact_download
+from deployments.plans import views as deployment_views
 from lifetime import views
 
 urlpatterns = [
@@ -14,11 +14,11 @@ urlpatterns = [
     path("service-accounts/", include("lifetime.service_account_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("environments/", include("environments.urls")),
-    path("environments/<uuid:key>/mobile/", include("deployments.mobile_urls")),
-    path("environments/<uuid:key>/notifications/", include("deployments.notification_urls")),
+    path("environments/<uuid:key>/mobile/", include("deployments.mobile.urls")),
+    path("environments/<uuid:key>/notifications/", include("deployments.notifications.urls")),
     path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
     path("lifetimeapi/rest/v2/", include("deployments.api.urls")),
-    path("applications/", include("deployments.catalog_urls")),
+    path("applications/", include("deployments.catalog.urls")),
     path("", include("deployments.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -9,12 +9,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core import service_accounts
+from core.actors import Actor
+from core.models import AuditEvent, ServiceAccount
 from environments import services as env_services
 from environments.access import is_infra_admin
 from environments.models import AccessLevel, Environment, EnvironmentAccess
-from lifetime import service_accounts
 from lifetime.forms import ServiceAccountForm
-from lifetime.models import AuditEvent, ServiceAccount
 
 
 @login_required
@@ -61,12 +62,14 @@ def service_account_create(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 account, token = service_accounts.create_service_account(
-                    actor=request.user, name=form.cleaned_data["name"], description=form.cleaned_data["description"]
+                    actor=Actor.person(request.user),
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
                 )
                 for environment, level in form.rights().items():
                     if level != AccessLevel.NONE:
                         env_services.set_access(
-                            actor=request.user, user=account.user, environment=environment, level=level
+                            actor=Actor.person(request.user), user=account.user, environment=environment, level=level
                         )
         except service_accounts.ServiceAccountRefused as exc:
             form.add_error("name", str(exc))
@@ -84,6 +87,6 @@ def service_account_create(request: HttpRequest) -> HttpResponse:
 def service_account_revoke(request: HttpRequest, key) -> HttpResponse:
     _require_infra_admin(request)
     account = get_object_or_404(ServiceAccount.objects.select_related("user"), key=key)
-    service_accounts.revoke_service_account(actor=request.user, account=account)
+    service_accounts.revoke_service_account(actor=Actor.person(request.user), account=account)
     messages.success(request, f"The token of {account.user.username} is revoked: the API refuses it from now on.")
     return redirect("service_accounts:list")

@@ -15,13 +15,14 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from psycopg2 import sql
 
+from core.actors import Actor
 from environments import services as env_services
 from environments.access import INFRA_ADMINS_GROUP
 from environments.models import AccessLevel, Environment
 
 PASSWORD = "lifetime-demo"
 # Tests call servers they start on this machine (webhook endpoints, front-end servers): loopback is
-# an allowed target for them and for the workers they start (lifetime.outbound).
+# an allowed target for them and for the workers they start (core.outbound).
 LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
 os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", ",".join(LOOPBACK_NETWORKS))
 
@@ -132,10 +133,12 @@ def landscape(db, tmp_path: Path, app_databases: AppDatabases, admin_user: User)
             "window_timezone": "UTC",
             "prepared_plan_ttl_hours": 96,
         }
-        env = env_services.save_environment(actor=admin_user, data=data, app_db_dsn=app_databases.create())
+        env = env_services.save_environment(
+            actor=Actor.person(admin_user), data=data, app_db_dsn=app_databases.create()
+        )
         for n in (1, 2):
             env_services.save_frontend(
-                actor=admin_user,
+                actor=Actor.person(admin_user),
                 environment=env,
                 data={"name": f"fe{n}", "releases_root": str(tmp_path / name.lower() / f"fe{n}"), "enabled": True},
             )
@@ -147,7 +150,7 @@ def landscape(db, tmp_path: Path, app_databases: AppDatabases, admin_user: User)
 def release_user(landscape) -> User:
     user = make_user("release")
     for env in landscape.values():
-        env_services.set_access(actor="test", user=user, environment=env, level=AccessLevel.DEPLOY)
+        env_services.set_access(actor=Actor.system("test"), user=user, environment=env, level=AccessLevel.DEPLOY)
     return user
 
 
@@ -155,7 +158,7 @@ def release_user(landscape) -> User:
 def ops_user(landscape) -> User:
     user = make_user("ops")
     for env in landscape.values():
-        env_services.set_access(actor="test", user=user, environment=env, level=AccessLevel.VIEW)
+        env_services.set_access(actor=Actor.system("test"), user=user, environment=env, level=AccessLevel.VIEW)
     return user
 
 

@@ -16,9 +16,9 @@ from django.core.management import call_command
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from core.models import AuditEvent
 from deployments import demo
 from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
-from lifetime.models import AuditEvent
 from tests.conftest import server_params
 
 

@@ -2,7 +2,8 @@
 
 The wrapper is the only place that maps the services' exceptions to status codes, so that every
 endpoint answers the same way: 401 without a valid token, 403 without the right, 404 for unknown
-keys, 400 with the reason when a service refuses, 409 when the same action is already running.
+keys, the refusal's own code with its sentence when a service refuses (400 for most), 409 when the
+same action is already running where the endpoint tells that apart.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Request
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from deployments.api.errors import ApiError, error_response
-from deployments.bundles import BundleRefused
-from deployments.plans import AlreadyRunning, PlanRefused
-from deployments.transitions import TargetHeld, TransitionLost
-from lifetime import service_accounts
-from lifetime.models import ServiceAccount
+from core import service_accounts
+from core.models import ServiceAccount
+from core.refusals import Refusal
+from deployments.api.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +38,9 @@ def bearer_account(request: HttpRequest) -> ServiceAccount | None:
 def endpoint(*methods: str, conflict_is_409: bool = False) -> Callable[[View], View]:
     """Wrap an API view: CSRF-exempt, bearer-authenticated, allowed methods, exceptions as JSON.
 
-    ``conflict_is_409``: AlreadyRunning answers 409 (Continue, where pipelines must tell a double
-    click from a refusal); elsewhere it is one more reason for a 400, the code clients expect.
+    ``conflict_is_409``: a conflict (somebody pressed the same button first) answers 409 (Continue,
+    where pipelines must tell a double click from a refusal); elsewhere it is one more reason for a
+    400, the code clients expect.
     """
     allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
 
@@ -60,14 +60,9 @@ def endpoint(*methods: str, conflict_is_409: bool = False) -> Callable[[View], V
                 return response
             try:
                 return view(request, **kwargs)
-            except ApiError as exc:
-                return error_response(exc.status, exc.message)
-            except AlreadyRunning as exc:
-                return error_response(409 if conflict_is_409 else 400, str(exc))
-            except (PlanRefused, TargetHeld, TransitionLost) as exc:
-                return error_response(400, str(exc))
-            except BundleRefused as exc:
-                return error_response(400, exc.message)
+            except Refusal as exc:
+                status = 400 if exc.conflict and not conflict_is_409 else exc.http_status
+                return error_response(status, exc.message)
             except PermissionDenied as exc:
                 return error_response(403, str(exc))
             except (Http404, ObjectDoesNotExist) as exc:

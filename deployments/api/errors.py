@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core.refusals import Refusal
+
 API_PREFIX = "/lifetimeapi/rest/v2/"
 
 REASONS = {
@@ -26,13 +28,13 @@ REASONS = {
 }
 
 
-class ApiError(Exception):
-    """Raised by views and parsers; the decorator turns it into the JSON error response."""
+class ApiError(Refusal):
+    """Raised by views and parsers for what only the API refuses (a malformed body, an unknown
+    key); the decorator turns it, like every other refusal, into the JSON error response."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.http_status = status
 
 
 def error_response(status: int, *messages: str) -> JsonResponse:

@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
 from deployments.api.serializers import UNSET_DATE
-from deployments.models import PlanStatus
+from deployments.state.machine import ApiInfo, ApiStatus
 
 JSON = "application/json"
 
@@ -204,11 +204,12 @@ SCHEMAS: dict[str, Any] = {
     ),
     "DeploymentStatus": obj(
         {
-            "DeploymentStatus": {"type": "string", "enum": [s.value for s in PlanStatus]},
+            "DeploymentStatus": {"type": "string", "enum": [s.value for s in ApiStatus]},
             "Info": {
                 "type": "string",
-                "description": "With needs_user_intervention: deployment_prepared, deployment_suspended or "
-                'needs_configuration_or_confirmation; "" otherwise.',
+                "description": f"With {ApiStatus.NEEDS_USER_INTERVENTION.value}: "
+                + " or ".join(info.value for info in ApiInfo)
+                + '; "" otherwise.',
             },
             "DeploymentLog": array_of(ref("DeploymentMessage")),
         }
@@ -384,7 +385,7 @@ PATHS: dict[str, Any] = {
         "parameters": [PLAN],
         "post": operation(
             "Deployments_Continue",
-            "Continue a prepared plan; 202 once it has left needs_user_intervention, 409 if a Continue runs.",
+            "Continue a prepared plan; 202 once it is running, 409 if a Continue runs already.",
             responses({202: None}, 400, 403, 404, 409),
         ),
     },

@@ -18,7 +18,6 @@ from deployments.models import (
     LogLine,
     MobilePackage,
     OperationKind,
-    PlanStatus,
     RunningVersion,
 )
 from environments.models import Environment
@@ -210,9 +209,9 @@ def deployment_details(
 
 def deployment_status(plan: DeploymentPlan, *, log: list[LogLine]) -> dict[str, Any]:
     return {
-        "DeploymentStatus": plan.status,
+        "DeploymentStatus": plan.api_status,
         # LifeTime: Info explains a needs_user_intervention and is "" for every other status.
-        "Info": plan.info if plan.status == PlanStatus.NEEDS_USER_INTERVENTION else "",
+        "Info": plan.api_info,
         "DeploymentLog": [
             {"Instant": date(line.at), "Message": line.message, "Type": LOG_TYPES.get(line.level, "Info")}
             for line in log

@@ -16,24 +16,23 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from packaging.version import InvalidVersion, Version
 
-from deployments import plans, tagging, transitions
+from core.actors import Actor
 from deployments.api import serializers
 from deployments.api.auth import endpoint
 from deployments.api.errors import ApiError, json_body
+from deployments.catalog import tagging
 from deployments.models import (
     Application,
     ApplicationVersion,
     DeploymentPlan,
     MobilePackage,
     PlanOperation,
-    PlanStatus,
     RunningVersion,
 )
+from deployments.plans import services as plans
+from deployments.state import machine
 from environments import access
 from environments.models import AccessLevel, Environment
-
-NOT_FINISHED = (PlanStatus.SAVED, *transitions.HOLDING)
-
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -202,18 +201,13 @@ def tag_version(request: HttpRequest, env_key: str, app_key: str) -> HttpRespons
     mobile_versions = body.get("MobileVersions")
     if mobile_versions is not None and not isinstance(mobile_versions, list):
         raise ApiError(400, "MobileVersions must be a list or null.")
-    try:
-        tagged = tagging.tag_running_version(
-            actor=request.user,
-            environment=environment,
-            application=application,
-            version=version.strip(),
-            change_log=change_log,
-        )
-    except tagging.NotRunning as exc:
-        raise ApiError(404, str(exc)) from None
-    except tagging.TagRefused as exc:
-        raise ApiError(400, str(exc)) from None
+    tagged = tagging.tag_running_version(
+        actor=Actor.of_request(request),
+        environment=environment,
+        application=application,
+        version=version.strip(),
+        change_log=change_log,
+    )
     return JsonResponse({"ApplicationVersionKey": serializers.key(tagged.key)}, status=201)
 
 
@@ -344,7 +338,7 @@ def deployments(request: HttpRequest) -> HttpResponse:
         if max_date:
             dated &= Q(created_at__date__lte=max_date)
         # A plan prepared on Friday must still be found on Monday, whatever window the client asks for.
-        qs = qs.filter(dated | Q(status__in=NOT_FINISHED))
+        qs = qs.filter(dated | Q(state__in=machine.NOT_OVER))
     qs = qs.order_by("-created_at", "-id")
     return JsonResponse([serializers.deployment(plan) for plan in qs], safe=False)
 
@@ -365,7 +359,9 @@ def _create_deployment(request: HttpRequest) -> HttpResponse:
     operations = [plans.Operation(version.application, version) for version in _versions_to_deploy(body, target)]
     if not operations:
         raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
-    plan = plans.create_plan(actor=request.user, source=source, target=target, operations=operations, notes=notes)
+    plan = plans.create_plan(
+        actor=Actor.of_request(request), source=source, target=target, operations=operations, notes=notes
+    )
     # LifeTime answers the bare key; a JSON string is what every client parses.
     response = JsonResponse(serializers.key(plan.key), status=201, safe=False)
     response["Location"] = reverse("lifetimeapi:deployment", args=[serializers.key(plan.key)])
@@ -401,12 +397,12 @@ def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[Appli
 def deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
     if request.method == "DELETE":
         plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-        plans.delete_plan(actor=request.user, plan=plan)
+        plans.delete_plan(actor=Actor.of_request(request), plan=plan)
         return no_content()
     plan = plan_or_404(request, plan_key)
     plan = _plans().get(pk=plan.pk)
     running = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=plan.target)}
-    conflicts = plans.validate_plan(plan).errors if plan.status == PlanStatus.SAVED else []
+    conflicts = plans.validate_plan(plan).errors if plan.is_saved else []
     return JsonResponse(serializers.deployment_details(plan, running=running, conflicts=conflicts))
 
 
@@ -416,21 +412,21 @@ def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
     flag(request, "RedeployOutdated")
     flag(request, "ContinueWithErrors")
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    plans.start_plan(actor=request.user, plan=plan)
+    plans.start_plan(actor=Actor.of_request(request), plan=plan)
     return accepted()
 
 
 @endpoint("POST", conflict_is_409=True)
 def deployment_continue(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    plans.continue_plan(actor=request.user, plan=plan)
+    plans.continue_plan(actor=Actor.of_request(request), plan=plan)
     return accepted()
 
 
 @endpoint("POST")
 def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    plans.abort_plan(actor=request.user, plan=plan, reason="Abort (API)")
+    plans.abort_plan(actor=Actor.of_request(request), plan=plan, reason="Abort (API)")
     return accepted()
 
 

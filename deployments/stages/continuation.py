@@ -6,46 +6,54 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import transitions
+from core.actors import Actor
 from deployments.models import (
     ApplicationKind,
     DeploymentPlan,
     GeneratedSql,
     OperationKind,
-    PlanStatus,
     RunningVersion,
     Stage,
     StepKind,
-    StepStatus,
 )
 from deployments.stages import engine
 from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
-from deployments.stages.runner import StageAborted, check_not_aborted
+from deployments.stages.stop import StageAborted, check_not_aborted
 from deployments.stages.validity import PlanNoLongerValid, check_still_valid
+from deployments.state import machine, moves
+from deployments.state.machine import PlanState, StepState
 from deployments.steps import StepFailed
 
-S = PlanStatus
+P = PlanState
+CONTINUE = Actor.system("continue")
 
 
 def pass_point_of_no_return(plan: DeploymentPlan) -> None:
-    """From here on the plan cannot be aborted. Compare-and-set against a concurrent Abort."""
-    marked = DeploymentPlan.objects.filter(pk=plan.pk, status=S.RUNNING, point_of_no_return_at__isnull=True).update(
-        point_of_no_return_at=timezone.now()
-    )
-    if marked:
-        append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
-        return
-    current = DeploymentPlan.objects.get(pk=plan.pk)
-    if current.status == S.ABORTING:
-        raise StageAborted()
-    if current.point_of_no_return_at is None:
-        raise StepFailed(f"The plan is {current.status}: Continue cannot go on.")
+    """From here on the plan cannot be aborted: the move from continuing to applying, a
+    compare-and-set against a concurrent Abort (which moves it to aborting)."""
+    plan.refresh_from_db(fields=["state"])
+    if plan.past_point_of_no_return:
+        return  # a resumed Continue passed it before
+    try:
+        moves.move_plan(
+            plan,
+            expected={P.CONTINUING},
+            to=P.APPLYING,
+            actor=CONTINUE,
+            reason="Point of no return: Continue changes the target",
+            fields={"point_of_no_return_at": timezone.now()},
+        )
+    except moves.TransitionLost as exc:
+        if exc.current == P.ABORTING:
+            raise StageAborted() from None
+        raise StepFailed(f"The plan is {machine.label(exc.current or '').lower()}: Continue cannot go on.") from None
+    append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
 
 
 def run_continue(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
-    resumed = plan.point_of_no_return_at is not None
+    resumed = plan.past_point_of_no_return
     append_log(
         plan,
         "info",
@@ -61,7 +69,7 @@ def run_continue(stage: Stage) -> None:
         step = begin_step(stage, StepKind.CHECK, total=1)
         problems = check_still_valid(plan)
         if problems:
-            end_step(step, StepStatus.FAILED, problems=problems)
+            end_step(step, StepState.FAILED, problems=problems)
             raise PlanNoLongerValid("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
         end_step(step)
         check_not_aborted(plan)
@@ -90,7 +98,7 @@ def run_continue(stage: Stage) -> None:
                 total=total,
             )
     except StepFailed:
-        end_step(step, StepStatus.FAILED)
+        end_step(step, StepState.FAILED)
         raise
     end_step(step, statements=executed)
     # No SQL at all: switching is the point of no return.
@@ -102,12 +110,12 @@ def run_continue(stage: Stage) -> None:
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
         try:
-            results = engine.switch(stage, frontends, deploys, undeploys, steps=steps)
+            results = engine.switch(stage, frontends, deploys, undeploys)
         except StepFailed:
             for fe_step in steps.values():
                 fe_step.refresh_from_db()
-                if fe_step.status == StepStatus.RUNNING:
-                    end_step(fe_step, StepStatus.FAILED)
+                if fe_step.status == StepState.RUNNING:
+                    end_step(fe_step, StepState.FAILED)
             raise
         for name, fe_step in steps.items():
             end_step(fe_step, **(results.get(name) or {}))
@@ -148,20 +156,20 @@ def run_continue(stage: Stage) -> None:
             built = engine.mobile_package(plan, target, op.version, log)
         except StepFailed as exc:
             append_log(plan, "error", exc.message)
-            end_step(step, StepStatus.FAILED)
+            end_step(step, StepState.FAILED)
             mobile_failed.append(op.application.name)
             continue
-        end_step(step, StepStatus.DONE if built else StepStatus.SKIPPED)
+        end_step(step, StepState.DONE if built else StepState.SKIPPED)
 
     warnings = plan.log_lines.filter(level="warning").exists() or any(g.warnings for g in generated.values())
     if mobile_failed:
         to, reason = (
-            S.FINISHED_WITH_ERRORS,
+            P.FINISHED_WITH_ERRORS,
             "The mobile package of " + ", ".join(mobile_failed) + " failed; the web release is switched.",
         )
     elif warnings:
-        to, reason = S.FINISHED_WITH_WARNINGS, "Deployed, with warnings"
+        to, reason = P.FINISHED_WITH_WARNINGS, "Deployed, with warnings"
     else:
-        to, reason = S.FINISHED_SUCCESSFUL, "Deployed"
-    transitions.transition(plan, expected=S.RUNNING, to=to, actor="system", reason=reason)
-    append_log(plan, "info" if to != S.FINISHED_WITH_ERRORS else "error", f"Deployment finished: {reason.lower()}.")
+        to, reason = P.FINISHED_SUCCESSFUL, "Deployed"
+    moves.move_plan(plan, expected={P.APPLYING}, to=to, actor=CONTINUE, reason=reason)
+    append_log(plan, "info" if to != P.FINISHED_WITH_ERRORS else "error", f"Deployment finished: {reason.lower()}.")

@@ -10,7 +10,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from deployments.bundles import manifest_from_json
+from django.conf import settings
+
+from deployments.catalog.bundles import manifest_from_json
 from deployments.models import (
     ApplicationVersion,
     DeploymentPlan,
@@ -30,6 +32,8 @@ from deployments.steps.sql_execute import current_fingerprint, rehearse_sql
 from deployments.steps.sql_execute import execute_sql as execute_step
 from deployments.steps.switch import releases_for, revert_switch, switch_frontends
 from deployments.steps.upload import Binary, upload_binaries
+from deployments.steps.validate import dependencies_of
+from environments.agents import AgentCall, send, wait
 from environments.models import Environment, FrontEnd
 
 
@@ -44,7 +48,7 @@ def order_by_dependencies(operations: Sequence[PlanOperation]) -> list[PlanOpera
         if op is None or op in ordered or name in visiting:
             return
         visiting.add(name)
-        for dep in sorted(_dependency_names(op.version)):
+        for dep in sorted(name for name, _spec in dependencies_of(op.version)):
             visit(dep)
         visiting.discard(name)
         ordered.append(op)
@@ -52,15 +56,6 @@ def order_by_dependencies(operations: Sequence[PlanOperation]) -> list[PlanOpera
     for name in sorted(by_name):
         visit(name)
     return ordered
-
-
-def _dependency_names(version: ApplicationVersion | None) -> list[str]:
-    if version is None:
-        return []
-    deps = (version.manifest or {}).get("dependencies") or {}
-    if isinstance(deps, dict):
-        return list(deps)
-    return [str(d.get("application") or d.get("name")) for d in deps if isinstance(d, dict)]
 
 
 # --- Prepare ---------------------------------------------------------------------------------
@@ -120,8 +115,6 @@ def upload(
     plan: DeploymentPlan,
     frontends: Sequence[FrontEnd],
     versions: Sequence[ApplicationVersion],
-    *,
-    steps: dict[str, Step],
 ) -> dict[str, dict[str, Any]]:
     binaries = [Binary(v.application.name, v.version, v.binary_sha256) for v in versions]
     result = upload_binaries(frontends=frontends, binaries=binaries, log=PlanStepLog(plan))
@@ -203,8 +196,6 @@ def switch(
     frontends: Sequence[FrontEnd],
     deploys: Sequence[PlanOperation],
     undeploys: Sequence[PlanOperation],
-    *,
-    steps: dict[str, Step],
 ) -> dict[str, dict[str, Any]]:
     plan = stage.plan
     log = PlanStepLog(plan)
@@ -224,10 +215,6 @@ def switch(
 def clean_up_releases(plan: DeploymentPlan, frontends: Sequence[FrontEnd]) -> None:
     """Keep the last releases on each front-end (never the current or the previous one). Best effort:
     a front-end that does not answer keeps its old releases, and the deployment is not affected."""
-    from django.conf import settings
-
-    from environments.agents import AgentCall, send, wait
-
     log = PlanStepLog(plan)
     keep = getattr(settings, "RELEASES_KEPT", 5)
     calls = [

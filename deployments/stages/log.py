@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db import connection
 from django.utils import timezone
 
-from deployments.models import DeploymentPlan, LogLine, Step, StepStatus
+from deployments.models import DeploymentPlan, LogLine, Step
+from deployments.state.machine import StepState
 
 MAX_MESSAGE = 10_000
 
@@ -48,13 +49,13 @@ class PlanStepLog:
 
 def begin_step(stage, kind: str, subject: str = "", *, total: int = 0) -> Step:
     return Step.objects.create(
-        stage=stage, kind=kind, subject=subject, status=StepStatus.RUNNING, total=total, started_at=timezone.now()
+        stage=stage, kind=kind, subject=subject, status=StepState.RUNNING, total=total, started_at=timezone.now()
     )
 
 
-def end_step(step: Step, status: str = StepStatus.DONE, **detail) -> None:
+def end_step(step: Step, status: str = StepState.DONE, **detail) -> None:
     fields = {"status": status, "finished_at": timezone.now()}
-    if status == StepStatus.DONE:
+    if status == StepState.DONE:
         step.refresh_from_db(fields=["total"])
         fields["done"] = step.total
     if detail:

@@ -5,23 +5,25 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import plans, transitions
+from core.actors import Actor
 from deployments.models import (
     GeneratedSql,
     OperationKind,
-    PlanStatus,
     Stage,
     StageKind,
     StepKind,
-    StepStatus,
 )
-from deployments.stages import engine
+from deployments.stages import engine, queue
 from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
-from deployments.stages.runner import check_not_aborted
+from deployments.stages.stop import check_not_aborted
 from deployments.stages.validity import take_snapshot
+from deployments.state import moves
+from deployments.state.machine import PlanState, StepState
 from deployments.steps import StepFailed
+from deployments.steps.validate import validate_plan
 
-S = PlanStatus
+P = PlanState
+PREPARE = Actor.system("prepare")
 
 
 def run_prepare(stage: Stage) -> None:
@@ -30,11 +32,11 @@ def run_prepare(stage: Stage) -> None:
     append_log(plan, "info", f"Prepare started (attempt {stage.attempt}) for {target.name}.")
 
     step = begin_step(stage, StepKind.VALIDATE, total=1)
-    validation = plans.validate_plan(plan)
+    validation = validate_plan(plan)
     for warning in validation.warnings:
         append_log(plan, "warning", warning)
     if not validation.ok:
-        end_step(step, StepStatus.FAILED)
+        end_step(step, StepState.FAILED)
         raise StepFailed("The plan is not valid: " + "; ".join(validation.errors))
     end_step(step)
 
@@ -53,7 +55,7 @@ def run_prepare(stage: Stage) -> None:
         try:
             engine.compile_version(op.version, log)
         except StepFailed:
-            end_step(step, StepStatus.FAILED)
+            end_step(step, StepState.FAILED)
             raise
         end_step(step)
 
@@ -66,7 +68,7 @@ def run_prepare(stage: Stage) -> None:
         try:
             generated = engine.generate_and_rehearse(target, op.version, log)
         except StepFailed:
-            end_step(step, StepStatus.FAILED)
+            end_step(step, StepState.FAILED)
             raise
         GeneratedSql.objects.create(
             plan=plan,
@@ -85,34 +87,39 @@ def run_prepare(stage: Stage) -> None:
             raise StepFailed(f"{target.name} has no enabled front-end to upload to.")
         steps = {fe.name: begin_step(stage, StepKind.UPLOAD, fe.name, total=len(deploys)) for fe in frontends}
         try:
-            results = engine.upload(plan, frontends, [op.version for op in deploys], steps=steps)
+            results = engine.upload(plan, frontends, [op.version for op in deploys])
         except StepFailed:
             for step in steps.values():
                 step.refresh_from_db()
-                if step.status == StepStatus.RUNNING:
-                    end_step(step, StepStatus.FAILED)
+                if step.status == StepState.RUNNING:
+                    end_step(step, StepState.FAILED)
             raise
         for name, step in steps.items():
             end_step(step, **(results.get(name) or {}))
 
     snapshot = take_snapshot(plan, fingerprints=fingerprints)
+    prepared = {"prepared_at": timezone.now(), "prepared_snapshot": snapshot}
     with transaction.atomic():
         if target.two_stage_deployments:
-            transitions.transition(
+            moves.move_plan(
                 plan,
-                expected=S.RUNNING,
-                to=S.NEEDS_USER_INTERVENTION,
-                info=transitions.INFO_PREPARED,
-                actor="system",
+                expected={P.PREPARING},
+                to=P.PREPARED,
+                actor=PREPARE,
                 reason="Prepare finished: continue in the deployment window",
-                fields={"prepared_at": timezone.now(), "prepared_snapshot": snapshot},
+                fields=prepared,
             )
         else:
-            from deployments.models import DeploymentPlan
-
-            DeploymentPlan.objects.filter(pk=plan.pk).update(prepared_at=timezone.now(), prepared_snapshot=snapshot)
             # Deploy Now: Continue follows at once, as its own task.
-            plans.new_stage(plan, StageKind.CONTINUE, actor=stage.requested_by)
+            moves.move_plan(
+                plan,
+                expected={P.PREPARING},
+                to=P.CONTINUING,
+                actor=PREPARE,
+                reason="Prepare finished: Deploy Now continues",
+                fields={**prepared, "continued_at": timezone.now(), "continued_by": stage.requested_by},
+            )
+            queue.new_stage(plan, StageKind.CONTINUE, requested_by=stage.requested_by)
     append_log(
         plan,
         "info",

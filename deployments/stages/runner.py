@@ -2,7 +2,8 @@
 
 A stage never stays ``running``: a known failure (StepFailed) becomes a failed stage with the
 sentence people read; anything else an errored stage with the traceback kept for developers; a
-worker that dies is caught by the reaper through the stale heartbeat.
+worker that dies is caught by the reaper through the stale heartbeat. Every status of the stage and
+every state of the plan is written through the state module.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments import transitions
-from deployments.models import DeploymentPlan, PlanStatus, Stage, StageKind, StageStatus
+from core.actors import Actor
+from deployments.models import DeploymentPlan, Stage, StageKind
+from deployments.stages.continuation import run_continue
 from deployments.stages.log import append_log
+from deployments.stages.prepare import run_prepare
+from deployments.stages.stop import StageAborted
+from deployments.state import machine, moves
+from deployments.state.machine import PlanState, StageState
 from deployments.steps import StepFailed
 from environments import access
 from environments.models import AccessLevel
 
 logger = logging.getLogger(__name__)
-S = PlanStatus
+P = PlanState
+RUNNER = Actor.system("stage runner")
 
 HEARTBEAT_SECONDS = getattr(settings, "STAGE_HEARTBEAT_SECONDS", 5)
-
-
-class StageAborted(Exception):
-    """The plan was set to aborting: stop at the next safe point."""
 
 
 class Heartbeat:
@@ -52,96 +55,70 @@ class Heartbeat:
     def _run(self) -> None:
         try:
             while not self._stop.wait(HEARTBEAT_SECONDS):
-                Stage.objects.filter(pk=self.stage_id, status=StageStatus.RUNNING).update(heartbeat_at=timezone.now())
+                Stage.objects.filter(pk=self.stage_id, status=StageState.RUNNING).update(heartbeat_at=timezone.now())
         except Exception:  # a heartbeat must never take the stage down
             logger.exception("heartbeat of stage %s failed", self.stage_id)
         finally:
             connection.close()
 
 
-def claim(stage_id: int, *, task_id: str = "", worker: str = "") -> Stage | None:
-    """Mark the stage running; None when it was already claimed (a redelivered message)."""
-    now = timezone.now()
-    claimed = Stage.objects.filter(pk=stage_id, status=StageStatus.QUEUED).update(
-        status=StageStatus.RUNNING, started_at=now, heartbeat_at=now, task_id=task_id[:64], worker=worker[:200]
-    )
-    if not claimed:
-        return None
-    return Stage.objects.select_related("plan", "plan__target", "plan__source", "requested_by").get(pk=stage_id)
-
-
-def check_not_aborted(plan: DeploymentPlan) -> None:
-    status = DeploymentPlan.objects.filter(pk=plan.pk).values_list("status", flat=True).first()
-    if status == S.ABORTING:
-        raise StageAborted()
-
-
-def _finish_stage(stage: Stage, status: str, *, explanation: str = "", tb: str = "") -> None:
-    Stage.objects.filter(pk=stage.pk, status=StageStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), explanation=explanation, traceback=tb
-    )
-
-
 def run(stage_id: int, *, task_id: str = "", worker: str = "") -> str | None:
     close_old_connections()
-    stage = claim(stage_id, task_id=task_id, worker=worker)
+    stage = moves.claim_stage(stage_id, task_id=task_id, worker=worker)
     if stage is None:
         logger.info("stage %s already claimed: nothing to do", stage_id)
         return None
     plan = stage.plan
     with Heartbeat(stage.pk):
         try:
-            if stage.plan.status == S.ABORTING:
+            if plan.state == P.ABORTING:
                 raise StageAborted()
-            if stage.requested_by is not None and not access.can(stage.requested_by, plan.target, AccessLevel.DEPLOY):
-                raise StepFailed(f"{stage.requested_by.username} no longer has the deploy right on {plan.target.name}.")
+            requester = stage.requested_by
+            if requester is not None and not access.can(requester, plan.target, AccessLevel.DEPLOY):
+                raise StepFailed(f"{requester.username} no longer has the deploy right on {plan.target.name}.")
             if stage.kind == StageKind.PREPARE:
-                from deployments.stages.prepare import run_prepare
-
                 run_prepare(stage)
             else:
-                from deployments.stages.continuation import run_continue
-
                 run_continue(stage)
-            _finish_stage(stage, StageStatus.SUCCEEDED)
-            return StageStatus.SUCCEEDED
+            moves.finish_stage(stage, StageState.SUCCEEDED)
+            return StageState.SUCCEEDED
         except StageAborted:
-            _finish_stage(stage, StageStatus.CANCELLED, explanation="Aborted.")
+            moves.finish_stage(stage, StageState.CANCELLED, explanation="Aborted.")
             append_log(plan, "warning", f"{stage.get_kind_display()} stopped: the plan was aborted.")
-            _move(plan, expected={S.ABORTING}, to=S.ABORTED, reason="Aborted", fields={"aborted_at": timezone.now()})
-            return StageStatus.CANCELLED
+            _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason="Aborted", fields={"aborted_at": timezone.now()})
+            return StageState.CANCELLED
         except StepFailed as exc:
-            _finish_stage(stage, StageStatus.FAILED, explanation=exc.message)
+            moves.finish_stage(stage, StageState.FAILED, explanation=exc.message)
             append_log(plan, "error", exc.message)
-            _after_failure(stage, exc.message, suspended=getattr(exc, "suspend", False))
-            return StageStatus.FAILED
+            fail_plan(plan, exc.message, suspend=exc.suspend)
+            return StageState.FAILED
         except Exception as exc:  # anything else is a bug: keep the traceback for developers
             logger.exception("stage %s errored", stage.pk)
             sentence = (
                 f"{stage.get_kind_display()} stopped on an unexpected error ({exc.__class__.__name__}); "
                 "the developers' traceback is kept on the stage."
             )
-            _finish_stage(stage, StageStatus.ERRORED, explanation=sentence, tb=traceback.format_exc())
+            moves.finish_stage(stage, StageState.ERRORED, explanation=sentence, traceback=traceback.format_exc())
             append_log(plan, "error", sentence)
-            _after_failure(stage, sentence, suspended=False)
-            return StageStatus.ERRORED
+            fail_plan(plan, sentence, suspend=False)
+            return StageState.ERRORED
 
 
-def _after_failure(stage: Stage, sentence: str, *, suspended: bool) -> None:
-    plan = stage.plan
-    if DeploymentPlan.objects.filter(pk=plan.pk, status=S.ABORTING).exists():
-        _move(plan, expected={S.ABORTING}, to=S.ABORTED, reason=sentence, fields={"aborted_at": timezone.now()})
-        return
-    if suspended:
-        _move(
-            plan, expected={S.RUNNING}, to=S.NEEDS_USER_INTERVENTION, info=transitions.INFO_SUSPENDED, reason=sentence
-        )
+def fail_plan(plan: DeploymentPlan, sentence: str, *, suspend: bool) -> None:
+    """After a stage ended badly: an abort asked for meanwhile completes; a failure that a person
+    can act on suspends the plan (Continue, Prepare Again, Abort); anything else finishes it with
+    errors."""
+    plan.refresh_from_db(fields=["state"])
+    if plan.state == P.ABORTING:
+        _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason=sentence, fields={"aborted_at": timezone.now()})
+    elif suspend and plan.state in machine.SUSPENDABLE:
+        _move(plan, expected=machine.SUSPENDABLE, to=P.SUSPENDED, reason=sentence)
     else:
-        _move(plan, expected={S.RUNNING}, to=S.FINISHED_WITH_ERRORS, reason=sentence)
+        _move(plan, expected=machine.FAILABLE, to=P.FINISHED_WITH_ERRORS, reason=sentence)
 
 
-def _move(plan: DeploymentPlan, *, expected: set[str], to: str, reason: str, info: str = "", fields=None) -> None:
+def _move(plan: DeploymentPlan, *, expected: set[str] | frozenset[str], to: str, reason: str, fields=None) -> None:
     try:
-        transitions.transition(plan, expected=expected, to=to, actor="system", reason=reason, info=info, fields=fields)
-    except transitions.TransitionLost as exc:
+        moves.move_plan(plan, expected=expected, to=to, actor=RUNNER, reason=reason, fields=fields)
+    except moves.TransitionLost as exc:
         logger.warning("plan %s: %s", plan.key, exc)

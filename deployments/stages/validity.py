@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployments.models import DeploymentPlan, OperationKind, RunningVersion
+from deployments.stages import engine
 from deployments.steps import StepFailed
 
 
@@ -28,8 +29,6 @@ def _frontends(plan: DeploymentPlan) -> list[str]:
 
 
 def _fingerprints(plan: DeploymentPlan) -> dict[str, str]:
-    from deployments.stages import engine
-
     out = {}
     for op in plan.operations.select_related("application", "version"):
         if op.kind == OperationKind.DEPLOY and op.version is not None:

@@ -11,7 +11,13 @@ from typing import Protocol
 
 
 class StepFailed(Exception):
-    """A step failed for a reason people can act on. ``message`` is shown as is."""
+    """A step failed for a reason people can act on. ``message`` is shown as is.
+
+    ``suspend``: the plan waits for a person (Continue, Prepare Again, Abort) instead of finishing
+    with errors.
+    """
+
+    suspend = False
 
     def __init__(self, message: str, *, detail: dict | None = None) -> None:
         super().__init__(message)

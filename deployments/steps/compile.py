@@ -11,14 +11,11 @@ so its sha256 identifies the build and a version is compiled once.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import importlib.util
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -26,13 +23,14 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from deployments import artifacts
-from deployments.bundles import MANIFEST_NAME, Bundle
+from deployments.artifacts import store as artifacts
+from deployments.catalog.bundles import MANIFEST_NAME, Bundle
+from deployments.catalog.store import bundle_of, pack_deterministic_tar_gz
+from deployments.models import ApplicationVersion
 from deployments.steps import StepFailed, StepLog
 
 RELEASE_FORMAT = 1
 RELEASE_MANIFEST = "lifetime-release.json"
-FIXED_MTIME = 315532800  # 1980-01-01: the same bundle gives the same bytes
 # Below this many modules, starting extra interpreters costs more than it saves.
 PARALLEL_FROM_MODULES = 200
 WORKER_SCRIPT = Path(__file__).with_name("bytecode.py")
@@ -50,9 +48,6 @@ class CompileResult:
 
 def compile_version(*, version, log: StepLog, workers: int | None = None) -> CompileResult:
     """Compile ``version`` (an ApplicationVersion) unless it already was; record the binary on it."""
-    from deployments.catalog import bundle_of
-    from deployments.models import ApplicationVersion
-
     label = f"{version.application.name} {version.version}"
     if version.binary_sha256 and artifacts.exists(version.binary_sha256):
         log.info(f"{label} is already compiled ({version.binary_size} bytes, {version.binary_sha256[:12]}).")
@@ -132,21 +127,6 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
         sort_keys=True,
     ).encode()
     return pack_deterministic_tar_gz(entries), len(modules)
-
-
-def pack_deterministic_tar_gz(entries: dict[str, bytes]) -> bytes:
-    """A tar.gz whose bytes depend only on ``entries``: sorted names, fixed times, modes and owners."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name in sorted(entries):
-            info = tarfile.TarInfo(name)
-            info.size = len(entries[name])
-            info.mtime = FIXED_MTIME
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            archive.addfile(info, io.BytesIO(entries[name]))
-    return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
 
 
 def _compile_in_processes(

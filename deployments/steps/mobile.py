@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import transaction
 
-from deployments import artifacts
+from deployments.artifacts import store as artifacts
 from deployments.models import (
     Application,
     ApplicationKind,

@@ -15,7 +15,17 @@ import re
 import time
 from typing import Any
 
-from deployments.bundles import VOLATILE_DEFAULTS, Column, Manifest, Table, manifest_from_json
+from deployments.catalog.bundles import VOLATILE_DEFAULTS, Column, Manifest, Table, manifest_from_json
+from deployments.statements import (
+    BLOCKS_WRITES,
+    DESTRUCTIVE,
+    FLAG_LABELS,
+    LOCK_HEAVY,
+    REWRITES_TABLE,
+    TOUCHES_ROWS,
+    classify,
+    split_script,
+)
 from deployments.steps import StepFailed, StepLog
 from deployments.steps.schema import (
     HISTORY_DDL,
@@ -26,16 +36,6 @@ from deployments.steps.schema import (
     connect,
     read_live_schema,
     table_has_rows,
-)
-from deployments.steps.statements import (
-    BLOCKS_WRITES,
-    DESTRUCTIVE,
-    FLAG_LABELS,
-    LOCK_HEAVY,
-    REWRITES_TABLE,
-    TOUCHES_ROWS,
-    classify,
-    split_script,
 )
 
 DATA_MODEL = "data model"

@@ -205,7 +205,8 @@ def _revert(
                 "in case the switch runs late."
             )
         elif revert.ok:
-            outcomes.append(_outcome(call, "reverted" if call.ok else "failed"))
+            # Switched then put back, or never switched (its switch failed, or timed out and was undone).
+            outcomes.append(_outcome(call, "reverted" if call.ok else "timed_out" if call.timed_out else "failed"))
             restored = (revert.answer or {}).get("restored") or {}
             if restored:
                 log.info(f"Front-end {call.frontend.name} put back: {_links(restored)}.")
@@ -221,7 +222,7 @@ def _outcome(call: AgentCall, outcome: str, *, error: str = "") -> FrontEndSwitc
     health = answer.get("health") or {}
     return FrontEndSwitch(
         frontend=call.frontend.name,
-        outcome="timed_out" if call.timed_out and outcome == "failed" else outcome,
+        outcome=outcome,
         before=dict(answer.get("before") or {}),
         after=dict(answer.get("after") or {}),
         seconds=call.seconds,

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from deployments import artifacts
+from core.actors import Actor
+from deployments.artifacts import store as artifacts
 from environments import services as env_services
 from environments.models import Environment, FrontEnd
 from lifetime.celery import app as celery_app
@@ -104,7 +105,7 @@ class FrontEndHosts:
     def environment(self, name: str = "Production") -> Environment:
         order = (Environment.objects.order_by("-order").values_list("order", flat=True).first() or 0) + 1
         return env_services.save_environment(
-            actor=self.actor,
+            actor=Actor.person(self.actor),
             data={"name": f"{name} {uuid.uuid4().hex[:6]}", "order": order, "kind": "Production"},
         )
 
@@ -118,7 +119,7 @@ class FrontEndHosts:
             root = self.tmp_path / f"fe{self.count}"
             base_url = f"http://127.0.0.1:{port}"
             row = env_services.save_frontend(
-                actor=self.actor,
+                actor=Actor.person(self.actor),
                 environment=environment,
                 data={
                     "name": f"fe{self.count}",

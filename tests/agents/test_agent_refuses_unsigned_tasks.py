@@ -14,6 +14,7 @@ from django.conf import settings
 
 from agent import signing
 from agent.releases import current_release
+from core.actors import Actor
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import enabled_frontends, switch_frontends
 from deployments.steps.upload import Binary, upload_binaries
@@ -186,7 +187,7 @@ def test_a_new_key_makes_the_agent_refuse_until_it_is_given(frontend_hosts, stor
     from environments import services
 
     environment, (fe,), v1, v2 = _two_versions(frontend_hosts, store_binary)
-    services.new_agent_key(actor=admin_user, frontend=fe.row)
+    services.new_agent_key(actor=Actor.person(admin_user), frontend=fe.row)
     row = FrontEnd.objects.get(pk=fe.row.pk)
 
     call = agents.send(agents.AgentCall(row, "agent.report", {}), expires_in_s=10)

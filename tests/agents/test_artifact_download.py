@@ -6,7 +6,7 @@ import logging
 
 from django.urls import reverse
 
-from deployments import artifacts
+from deployments.artifacts import store as artifacts
 
 
 def test_agent_token_downloads_the_artifact_by_digest(client, artifact_store, settings):

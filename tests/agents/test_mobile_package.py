@@ -10,7 +10,8 @@ from io import BytesIO
 import pytest
 from django.urls import reverse
 
-from deployments import artifacts
+from core.actors import Actor
+from deployments.artifacts import store as artifacts
 from deployments.models import Application, ApplicationVersion, MobilePackage
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.mobile import NO_NEW_PACKAGE, build_mobile_package, unconfigured_mobile_apps
@@ -39,7 +40,7 @@ def mobile_app(db) -> Application:
 @pytest.fixture
 def production(admin_user):
     return env_services.save_environment(
-        actor=admin_user, data={"name": "Production", "order": 3, "kind": "Production"}
+        actor=Actor.person(admin_user), data={"name": "Production", "order": 3, "kind": "Production"}
     )
 
 
@@ -105,11 +106,11 @@ def test_package_is_built_when_plugins_change_and_skipped_for_web_code_only(
 
 
 def test_the_same_inputs_give_the_same_package(production, mobile_app, artifact_store, admin_user):
-    from deployments.mobile_config import save_mobile_config
+    from deployments.mobile.config import save_mobile_config
     from deployments.steps.mobile import package_bytes
 
     config = save_mobile_config(
-        actor=admin_user,
+        actor=Actor.person(admin_user),
         environment=production,
         application=mobile_app,
         data={"app_identifier": "com.example.x", "server_url": "https://x.example.com"},
@@ -124,7 +125,7 @@ def test_only_managers_configure_and_only_viewers_download(client, production, m
     _configure(client, admin_user, production, mobile_app)
     package = build_mobile_package(environment=production, version=_version(mobile_app, "1.0.0", {}), log=ListLog())
     viewer, stranger = make_user("viewer"), make_user("stranger")
-    env_services.set_access(actor="test", user=viewer, environment=production, level=AccessLevel.VIEW)
+    env_services.set_access(actor=Actor.system("test"), user=viewer, environment=production, level=AccessLevel.VIEW)
 
     client.force_login(viewer)
     assert client.get(reverse("mobile:download", args=[production.key, package.pk])).status_code == 200

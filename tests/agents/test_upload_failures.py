@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from deployments import artifacts
+from deployments.artifacts import store as artifacts
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import enabled_frontends
 from deployments.steps.upload import Binary, upload_binaries

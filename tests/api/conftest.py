@@ -11,11 +11,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from deployments import catalog, plans
+from core import service_accounts
+from core.actors import Actor
+from deployments.catalog import services as catalog
 from deployments.models import ApplicationVersion, DeploymentPlan, RunningVersion
+from deployments.plans import services as plans
 from environments import services as env_services
 from environments.models import AccessLevel, Environment
-from lifetime import service_accounts
 from tests.catalog.conftest import example_bundle
 
 API = "/lifetimeapi/rest/v2"
@@ -58,11 +60,14 @@ class ApiClient:
         return self.request("DELETE", path, **kwargs)
 
 
+TEST = Actor.system("test")
+
+
 def errors(response) -> str:
     return " ".join(response.json()["Errors"])
 
 
-def create_token(name: str, rights: dict[Environment, int], *, actor: Any = "test") -> str:
+def create_token(name: str, rights: dict[Environment, int], *, actor: Actor = TEST) -> str:
     account, token = service_accounts.create_service_account(actor=actor, name=name)
     for environment, level in rights.items():
         env_services.set_access(actor=actor, user=account.user, environment=environment, level=level)
@@ -102,7 +107,7 @@ def api(pipeline_token) -> ApiClient:
 @pytest.fixture
 def register(db, admin_user) -> Callable[[str, str], ApplicationVersion]:
     def register(app: str, version: str) -> ApplicationVersion:
-        return catalog.register_bundle(data=example_bundle(app, version), actor=admin_user)
+        return catalog.register_bundle(data=example_bundle(app, version), actor=Actor.person(admin_user))
 
     return register
 
@@ -127,5 +132,8 @@ def hr_core(register, landscape) -> ApplicationVersion:
 
 def saved_plan(actor, source: Environment, target: Environment, versions: list[ApplicationVersion]) -> DeploymentPlan:
     return plans.create_plan(
-        actor=actor, source=source, target=target, operations=[plans.Operation(v.application, v) for v in versions]
+        actor=Actor.person(actor),
+        source=source,
+        target=target,
+        operations=[plans.Operation(v.application, v) for v in versions],
     )

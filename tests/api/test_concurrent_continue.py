@@ -8,7 +8,8 @@ import threading
 import pytest
 import requests
 
-from deployments.models import PlanStatus
+from core.actors import Actor
+from deployments.models import PlanState
 from environments.models import AccessLevel
 from tests.api.conftest import create_token, record_running, saved_plan
 from tests.api.test_deployments import mark_prepared
@@ -24,9 +25,9 @@ def test_simultaneous_continues_run_once_and_the_other_gets_409(
     hr_core = register("hr_core", "1.0.0")
     record_running(dev, hr_core)
     plan = saved_plan(release_user, dev, prod, [hr_core])
-    from deployments import plans
+    from deployments.plans import services as plans
 
-    plans.start_plan(actor=release_user, plan=plan)
+    plans.start_plan(actor=Actor.person(release_user), plan=plan)
     mark_prepared(plan)
     tokens = [create_token(f"pipeline-{n}", {prod: AccessLevel.DEPLOY, dev: AccessLevel.VIEW}) for n in (1, 2)]
     url = f"{live_server.url}/lifetimeapi/rest/v2/deployments/{plan.key}/continue"
@@ -45,5 +46,5 @@ def test_simultaneous_continues_run_once_and_the_other_gets_409(
 
     assert sorted(codes) == [202, 409]
     plan.refresh_from_db()
-    assert plan.status == PlanStatus.RUNNING
+    assert plan.state == PlanState.CONTINUING
     assert plan.stages.filter(kind="continue").count() == 1

@@ -13,16 +13,17 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from deployments import transitions
+from core.actors import Actor
+from core.models import AuditEvent
 from deployments.api.serializers import UNSET_DATE, default_zone_key
-from deployments.models import DeploymentPlan, OperationKind, PlanStatus
+from deployments.models import DeploymentPlan, OperationKind, PlanState
 from deployments.stages import engine
 from deployments.stages.log import append_log
 from deployments.stages.validity import take_snapshot
-from lifetime.models import AuditEvent
+from deployments.state import moves
 from tests.api.conftest import ApiClient, errors, record_running, saved_plan
 
-S = PlanStatus
+S = PlanState
 
 
 @pytest.fixture
@@ -53,12 +54,11 @@ def mark_prepared(plan: DeploymentPlan) -> DeploymentPlan:
         for op in plan.operations.select_related("application", "version")
         if op.kind == OperationKind.DEPLOY
     }
-    return transitions.transition(
+    return moves.move_plan(
         plan,
-        expected=S.RUNNING,
-        to=S.NEEDS_USER_INTERVENTION,
-        info=transitions.INFO_PREPARED,
-        actor="system",
+        expected={S.PREPARING},
+        to=S.PREPARED,
+        actor=Actor.system("system"),
         reason="Prepare finished",
         fields={"prepared_at": timezone.now(), "prepared_snapshot": take_snapshot(plan, fingerprints=fingerprints)},
     )
@@ -81,7 +81,7 @@ def test_creating_a_plan_answers_201_with_the_bare_key(api, dev_test_prod, hr_co
     assert isinstance(key, str) and key == key.lower() and response.content.decode() == f'"{key}"'
     assert response["Location"].endswith(f"/lifetimeapi/rest/v2/deployments/{key}")
     plan = DeploymentPlan.objects.get(key=key)
-    assert plan.status == S.SAVED and plan.target == prod and plan.notes == "from the pipeline"
+    assert plan.state == S.SAVED and plan.target == prod and plan.notes == "from the pipeline"
     assert plan.created_by.username == "pipeline"
     assert [op.version for op in plan.operations.all()] == [hr_core]
     event = AuditEvent.objects.get(action="plan.created")
@@ -153,8 +153,11 @@ def test_plans_are_listed_newest_first_and_unfinished_ones_whatever_the_dates(
 ):
     dev, test, prod = dev_test_prod
     old_finished = saved_plan(release_user, dev, test, [hr_core])
-    transitions.transition(old_finished, expected=S.SAVED, to=S.RUNNING, actor="system")
-    transitions.transition(old_finished, expected=S.RUNNING, to=S.FINISHED_SUCCESSFUL, actor="system")
+    system = Actor.system("system")
+    moves.move_plan(old_finished, expected={S.SAVED}, to=S.PREPARING, actor=system)
+    moves.move_plan(old_finished, expected={S.PREPARING}, to=S.CONTINUING, actor=system)
+    moves.move_plan(old_finished, expected={S.CONTINUING}, to=S.APPLYING, actor=system)
+    moves.move_plan(old_finished, expected={S.APPLYING}, to=S.FINISHED_SUCCESSFUL, actor=system)
     old_prepared = mark_prepared(started(api, saved_plan(release_user, dev, prod, [hr_core])))
     a_week_ago = timezone.now() - dt.timedelta(days=7)
     DeploymentPlan.objects.filter(pk__in=[old_finished.pk, old_prepared.pk]).update(created_at=a_week_ago)
@@ -256,7 +259,7 @@ def test_start_answers_202_once_the_plan_has_left_saved(api, dev_test_prod, hr_c
     response = api.post(f"/deployments/{plan.key}/start?RedeployOutdated=False&ContinueWithErrors=false")
     assert response.status_code == 202 and response.content == b""
     plan.refresh_from_db()
-    assert plan.status == S.RUNNING and plan.started_by.username == "pipeline"
+    assert plan.state == S.PREPARING and plan.started_by.username == "pipeline"
     assert api.get(f"/deployments/{plan.key}/status").json()["DeploymentStatus"] == "running"
     event = AuditEvent.objects.get(action="plan.started")
     assert event.actor.username == "pipeline"
@@ -269,7 +272,7 @@ def test_start_says_why_it_cannot_start(api, dev_test_prod, hr_core, portal, rel
     response = api.post(f"/deployments/{invalid.key}/start")
     assert response.status_code == 400 and "needs hr_core" in errors(response)
     invalid.refresh_from_db()
-    assert invalid.status == S.SAVED
+    assert invalid.state == S.SAVED
 
     holder = started(api, saved_plan(release_user, dev, prod, [hr_core]))
     mark_prepared(holder)
@@ -294,7 +297,7 @@ def test_continue_a_prepared_plan_then_a_second_continue_is_a_409(api, dev_test_
 
     assert api.post(f"/deployments/{plan.key}/continue").status_code == 202
     plan.refresh_from_db()
-    assert plan.status == S.RUNNING and plan.continued_by.username == "pipeline"
+    assert plan.state == S.CONTINUING and plan.continued_by.username == "pipeline"
     assert api.get(f"/deployments/{plan.key}/status").json() | {"DeploymentLog": []} == {
         "DeploymentStatus": "running",
         "Info": "",
@@ -320,20 +323,26 @@ def test_abort_a_prepared_plan_goes_straight_to_aborted(api, dev_test_prod, hr_c
     plan = mark_prepared(started(api, saved_plan(release_user, dev, prod, [hr_core])))
     assert api.post(f"/deployments/{plan.key}/abort").status_code == 202
     plan.refresh_from_db()
-    assert plan.status == S.ABORTED and plan.aborted_by.username == "pipeline"
+    assert plan.state == S.ABORTED and plan.aborted_by.username == "pipeline"
     details = api.get(f"/deployments/{plan.key}").json()["Deployment"]
     assert details["AbortedByUsername"] == "pipeline" and details["AbortedOn"] != UNSET_DATE
     response = api.post(f"/deployments/{plan.key}/abort")
     assert response.status_code == 400 and "cannot be aborted" in errors(response)
     # The target is free again.
-    assert started(api, saved_plan(release_user, dev, prod, [hr_core])).status == S.RUNNING
+    assert started(api, saved_plan(release_user, dev, prod, [hr_core])).state == S.PREPARING
 
 
 def test_abort_after_the_point_of_no_return_is_refused(api, dev_test_prod, hr_core, release_user):
     dev, _, prod = dev_test_prod
     plan = mark_prepared(started(api, saved_plan(release_user, dev, prod, [hr_core])))
     api.post(f"/deployments/{plan.key}/continue")
-    DeploymentPlan.objects.filter(pk=plan.pk).update(point_of_no_return_at=timezone.now())
+    moves.move_plan(
+        plan,
+        expected={S.CONTINUING},
+        to=S.APPLYING,
+        actor=Actor.system("continue"),
+        fields={"point_of_no_return_at": timezone.now()},
+    )
     response = api.post(f"/deployments/{plan.key}/abort")
     assert response.status_code == 400 and "point of no return" in errors(response)
 
@@ -379,8 +388,8 @@ def test_a_token_without_deploy_on_production_changes_nothing_there(
 
     saved.refresh_from_db()
     prepared.refresh_from_db()
-    assert saved.status == S.SAVED and saved.started_at is None
-    assert prepared.status == S.NEEDS_USER_INTERVENTION and prepared.info == transitions.INFO_PREPARED
+    assert saved.state == S.SAVED and saved.started_at is None
+    assert prepared.state == S.PREPARED
     assert not prepared.stages.filter(kind="continue").exists()
     changed = AuditEvent.objects.all()[: AuditEvent.objects.count() - audit_before]
     assert {e.action for e in changed} == {"application_version.registered", "application_version.tagged"}

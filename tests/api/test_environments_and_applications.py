@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
+from core.models import AuditEvent
 from deployments.api.serializers import default_zone_key
-from deployments.bundles import read_bundle
-from deployments.catalog import bundle_of
+from deployments.catalog.bundles import read_bundle
+from deployments.catalog.store import bundle_of
 from deployments.models import ApplicationVersion, RunningVersion
-from lifetime.models import AuditEvent
 from tests.api.conftest import ApiClient, create_token, errors, record_running
 
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -131,7 +131,7 @@ def test_tag_version_turns_what_runs_into_a_new_version(api, landscape, hr_core)
 
 
 def open_bytes(version: ApplicationVersion) -> bytes:
-    from deployments import artifacts
+    from deployments.artifacts import store as artifacts
 
     with artifacts.open_blob(version.bundle_sha256) as handle:
         return handle.read()

@@ -19,8 +19,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode, checks
 
-from deployments import plans
+from core.actors import Actor
 from deployments.api.openapi import build
+from deployments.plans import services as plans
 from tests.api.conftest import create_token, record_running, saved_plan
 from tests.api.test_deployments import mark_prepared
 
@@ -51,7 +52,7 @@ def real_keys(landscape, register, release_user) -> dict[str, str]:
     record_running(landscape["Development"], hr_core)
     saved = saved_plan(release_user, landscape["Development"], landscape["Test"], [hr_core])
     prepared = saved_plan(release_user, landscape["Development"], landscape["Production"], [hr_core])
-    plans.start_plan(actor=release_user, plan=prepared)
+    plans.start_plan(actor=Actor.person(release_user), plan=prepared)
     mark_prepared(prepared)
     return {
         "token": create_token("fuzzer", {env: AccessLevel.DEPLOY for env in landscape.values()}),

@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
+from core.models import AuditEvent
 from deployments.models import ApplicationVersion, DeploymentPlan
 from environments.models import AccessLevel
-from lifetime.models import AuditEvent
 from tests.api.conftest import create_token
 from tests.e2e.conftest import engine  # noqa: F401 - the fixture, shared with tests/e2e
 
@@ -117,7 +117,7 @@ def test_a_pipeline_deploys_in_one_stage_tags_and_deploys_in_two_stages_through_
     assert api.running_version(prod, v110) == str(v110.key)
     assert engine.answers("Production", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
     busy = [d for d in api.call("GET", "/deployments", 200).json() if d["TargetEnvironmentKey"] == str(prod.key)]
-    assert all(DeploymentPlan.objects.get(key=d["Key"]).status in FINISHED_OK for d in busy)
+    assert all(DeploymentPlan.objects.get(key=d["Key"]).api_status in FINISHED_OK for d in busy)
 
     # Every change was made, and audited, as the service account.
     actors = set(

@@ -12,15 +12,16 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from core import service_accounts
+from core.actors import Actor
+from core.models import AuditEvent, ServiceAccount
 from environments import access
 from environments.models import AccessLevel
-from lifetime import service_accounts
-from lifetime.models import AuditEvent, ServiceAccount
 from tests.api.conftest import ApiClient
 
 
 def test_a_token_is_stored_only_as_its_digest_and_authenticates(db, admin_user):
-    account, token = service_accounts.create_service_account(actor=admin_user, name="azure-pipeline")
+    account, token = service_accounts.create_service_account(actor=Actor.person(admin_user), name="azure-pipeline")
     assert token.startswith(account.token_prefix + ".")
     assert account.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in str(ServiceAccount.objects.filter(pk=account.pk).values().get())
@@ -33,7 +34,7 @@ def test_a_token_is_stored_only_as_its_digest_and_authenticates(db, admin_user):
 
 
 def test_last_use_is_written_at_most_once_a_minute(db, admin_user):
-    account, token = service_accounts.create_service_account(actor=admin_user, name="ci")
+    account, token = service_accounts.create_service_account(actor=Actor.person(admin_user), name="ci")
     service_accounts.authenticate(token)
     first = ServiceAccount.objects.get(pk=account.pk).last_used_at
     assert first is not None
@@ -45,13 +46,13 @@ def test_last_use_is_written_at_most_once_a_minute(db, admin_user):
 
 
 def test_names_are_checked_and_never_reused(db, admin_user):
-    service_accounts.create_service_account(actor=admin_user, name="ci")
+    service_accounts.create_service_account(actor=Actor.person(admin_user), name="ci")
     with pytest.raises(service_accounts.ServiceAccountRefused, match="already exists"):
-        service_accounts.create_service_account(actor=admin_user, name="CI")
+        service_accounts.create_service_account(actor=Actor.person(admin_user), name="CI")
     with pytest.raises(service_accounts.ServiceAccountRefused):
-        service_accounts.create_service_account(actor=admin_user, name="no spaces allowed")
+        service_accounts.create_service_account(actor=Actor.person(admin_user), name="no spaces allowed")
     with pytest.raises(service_accounts.ServiceAccountRefused, match="already exists"):
-        service_accounts.create_service_account(actor=admin_user, name="admin")
+        service_accounts.create_service_account(actor=Actor.person(admin_user), name="admin")
 
 
 def test_an_infra_admin_creates_an_account_with_rights_and_sees_the_token_once(client, admin_user, landscape):
@@ -87,7 +88,7 @@ def test_an_infra_admin_creates_an_account_with_rights_and_sees_the_token_once(c
 def test_revoke_is_a_post_with_csrf_and_is_audited(admin_user, landscape):
     from django.test import Client
 
-    account, token = service_accounts.create_service_account(actor=admin_user, name="old-pipeline")
+    account, token = service_accounts.create_service_account(actor=Actor.person(admin_user), name="old-pipeline")
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
     url = reverse("service_accounts:revoke", args=[account.key])
@@ -105,7 +106,7 @@ def test_revoke_is_a_post_with_csrf_and_is_audited(admin_user, landscape):
 
 
 def test_only_infra_admins_manage_service_accounts(client, release_user, admin_user):
-    account, _ = service_accounts.create_service_account(actor=admin_user, name="ci")
+    account, _ = service_accounts.create_service_account(actor=Actor.person(admin_user), name="ci")
     client.force_login(release_user)
     assert client.get(reverse("service_accounts:list")).status_code == 403
     assert client.post(reverse("service_accounts:create"), {"name": "sneaky"}).status_code == 403

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from core import service_accounts
+from core.actors import Actor
+from core.models import ServiceAccount
 from deployments.api import views
-from lifetime import service_accounts
-from lifetime.models import ServiceAccount
 from tests.api.conftest import API, ApiClient, errors
 
 PATHS = [
@@ -74,7 +75,7 @@ def test_a_session_cookie_does_not_authenticate_the_api(client, release_user):
 def test_a_revoked_token_stops_working_at_once(api, admin_user):
     assert api.get("/environments").status_code == 200
     account = ServiceAccount.objects.get(user__username="pipeline")
-    service_accounts.revoke_service_account(actor=admin_user, account=account)
+    service_accounts.revoke_service_account(actor=Actor.person(admin_user), account=account)
     assert api.get("/environments").status_code == 401
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import psycopg2
 import pytest
 
-from deployments import catalog
+from core.actors import Actor
+from deployments.catalog import services as catalog
 from deployments.models import ApplicationVersion
 from examples.build import FORMATS, bundle_files, pack
 
@@ -44,7 +45,7 @@ def artifact_store(settings, tmp_path):
 @pytest.fixture
 def register(db, admin_user) -> Callable[..., ApplicationVersion]:
     def register(app: str, version: str, changes: dict[str, bytes | None] | None = None) -> ApplicationVersion:
-        return catalog.register_bundle(data=example_bundle(app, version, changes), actor=admin_user)
+        return catalog.register_bundle(data=example_bundle(app, version, changes), actor=Actor.person(admin_user))
 
     return register
 

@@ -8,10 +8,13 @@ import zipfile
 
 import pytest
 
-from deployments import artifacts, bundles, catalog
-from deployments.bundles import BundleRefused, read_bundle
+from core.actors import Actor
+from core.models import AuditEvent
+from deployments.artifacts import store as artifacts
+from deployments.catalog import bundles
+from deployments.catalog import services as catalog
+from deployments.catalog.bundles import BundleRefused, read_bundle
 from deployments.models import Application, ApplicationVersion
-from lifetime.models import AuditEvent
 from tests.catalog.conftest import example_bundle, example_files
 
 MANIFEST = example_files("leave_portal", "1.0.0")["lifetime.toml"].decode()
@@ -24,7 +27,7 @@ def stored_blobs() -> list:
 
 def assert_refused(data: bytes, admin_user, *words: str) -> str:
     with pytest.raises(BundleRefused) as caught:
-        catalog.register_bundle(data=data, actor=admin_user)
+        catalog.register_bundle(data=data, actor=Actor.person(admin_user))
     message = caught.value.message
     for word in words:
         assert word in message, message
@@ -59,7 +62,7 @@ def test_example_bundles_are_accepted_in_both_archive_formats(app, version):
 
 
 def test_registering_creates_the_application_with_its_first_version_and_audits_it(db, admin_user):
-    version = catalog.register_bundle(data=example_bundle("field_inspector", "1.0.0"), actor=admin_user)
+    version = catalog.register_bundle(data=example_bundle("field_inspector", "1.0.0"), actor=Actor.person(admin_user))
     assert version.application.kind == "mobile"
     assert version.native_hash and len(version.native_hash) == 64
     assert artifacts.verify(version.bundle_sha256)
@@ -70,7 +73,7 @@ def test_registering_creates_the_application_with_its_first_version_and_audits_i
 
 def test_native_hash_changes_only_when_the_native_shell_changes(db, admin_user):
     first, same, changed = (
-        catalog.register_bundle(data=example_bundle("field_inspector", v), actor=admin_user)
+        catalog.register_bundle(data=example_bundle("field_inspector", v), actor=Actor.person(admin_user))
         for v in ("1.0.0", "1.1.0", "2.0.0")
     )
     assert first.native_hash == same.native_hash != changed.native_hash
@@ -170,10 +173,10 @@ def test_a_wsgi_entry_point_outside_the_sources_is_refused(db, admin_user):
 
 
 def test_a_registered_version_number_is_never_reused(db, admin_user):
-    catalog.register_bundle(data=example_bundle("leave_portal", "1.0.0"), actor=admin_user)
+    catalog.register_bundle(data=example_bundle("leave_portal", "1.0.0"), actor=Actor.person(admin_user))
     blobs = stored_blobs()
     changed = example_bundle("leave_portal", "1.0.0", {"src/leave_portal/extra.py": b"X = 1\n"})
     with pytest.raises(BundleRefused, match="already registered: a version number is never reused"):
-        catalog.register_bundle(data=changed, actor=admin_user)
+        catalog.register_bundle(data=changed, actor=Actor.person(admin_user))
     assert ApplicationVersion.objects.count() == 1
     assert stored_blobs() == blobs

@@ -6,8 +6,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 
+from core.models import AuditEvent
 from deployments.models import ApplicationVersion
-from lifetime.models import AuditEvent
 from tests.catalog.conftest import example_bundle
 
 

@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from deployments import artifacts
-from deployments.bundles import read_bundle
+from deployments.artifacts import store as artifacts
+from deployments.catalog.bundles import read_bundle
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.compile import build_binary, compile_version
 from examples.build import bundle_files, pack

@@ -6,11 +6,11 @@ import psycopg2
 import pytest
 
 from deployments.models import ApplicationVersion
+from deployments.statements import classify, split_script
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.schema import read_live_schema, read_schema_from_dsn, recreate_statements
 from deployments.steps.sql import GeneratedScript, generate_sql
 from deployments.steps.sql_execute import current_fingerprint, execute_sql, rehearse_sql
-from deployments.steps.statements import classify, split_script
 from tests.catalog.conftest import example_files
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import catalog
+from core.actors import Actor
+from deployments.catalog import services as catalog
 from lifetime.celery import app as celery_app
 from tests.e2e.conftest import example_bundle
 
@@ -19,6 +20,6 @@ def artifact_store(settings, tmp_path):
 @pytest.fixture
 def versions(landscape, admin_user):
     def register(app: str, version: str):
-        return catalog.register_bundle(data=example_bundle(app, version), actor=admin_user)
+        return catalog.register_bundle(data=example_bundle(app, version), actor=Actor.person(admin_user))
 
     return register

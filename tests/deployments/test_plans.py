@@ -8,33 +8,37 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from deployments import plans, transitions
-from deployments.models import DeploymentPlan, MobileAppConfig, PlanStatus, Stage
+from core.actors import Actor
+from deployments.models import DeploymentPlan, MobileAppConfig, PlanState, Stage, StageState
+from deployments.plans import services as plans
+from deployments.state import moves
 from environments import services as env_services
 from environments.models import AccessLevel
 from tests.conftest import make_user
 
-S = PlanStatus
+S = PlanState
 
 
 def _plan(landscape, user, ops, target="Production"):
     return plans.create_plan(
-        actor=user,
+        actor=Actor.person(user),
         source=landscape["Development"],
         target=landscape[target],
         operations=[plans.Operation(v.application, v) for v in ops],
     )
 
 
-def _prepared(plan, actor="test"):
+TEST = Actor.system("test")
+
+
+def _prepared(plan, actor=TEST):
     """Move a plan through Prepare as the stage runner does, without running it."""
-    transitions.transition(plan, expected=S.SAVED, to=S.RUNNING, actor=actor, reason="Prepare Deployment")
-    transitions.transition(
+    moves.move_plan(plan, expected={S.SAVED}, to=S.PREPARING, actor=actor, reason="Prepare Deployment")
+    moves.move_plan(
         plan,
-        expected=S.RUNNING,
-        to=S.NEEDS_USER_INTERVENTION,
-        info=transitions.INFO_PREPARED,
-        actor="system",
+        expected={S.PREPARING},
+        to=S.PREPARED,
+        actor=Actor.system("system"),
         fields={
             "prepared_at": plan.created_at,
             "prepared_snapshot": {"running": {}, "frontends": ["fe1", "fe2"], "fingerprints": {}},
@@ -59,10 +63,10 @@ def test_a_plan_whose_dependency_is_missing_cannot_start_and_the_producer_is_off
     assert "leave_portal 1.1.0 needs hr_core >=1.1,<2" in validation.errors[0]
     assert [s.application.name for s in validation.suggestions] == ["hr_core"]
     with pytest.raises(plans.PlanInvalid):
-        plans.start_plan(actor=release_user, plan=plan)
+        plans.start_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.SAVED
-    plans.add_suggestion(actor=release_user, plan=plan, application=hr.application)
+    assert plan.state == S.SAVED
+    plans.add_suggestion(actor=Actor.person(release_user), plan=plan, application=hr.application)
     assert plans.validate_plan(plan).ok
 
 
@@ -81,40 +85,40 @@ def test_a_mobile_app_must_be_configured_in_the_target_first(landscape, release_
 
 def test_start_moves_to_running_before_returning_and_queues_prepare(landscape, release_user, versions):
     plan = _plan(landscape, release_user, [versions("hr_core", "1.0.0")])
-    plans.start_plan(actor=release_user, plan=plan)
+    plans.start_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.RUNNING and plan.started_by == release_user
+    assert plan.state == S.PREPARING and plan.started_by == release_user
     assert list(plan.stages.values_list("kind", "status")) == [("prepare", "queued")]
     transition = plan.transitions.get()
-    assert (transition.from_status, transition.to_status, transition.actor_name) == ("saved", "running", "release")
+    assert (transition.from_state, transition.to_state, transition.actor_name) == (S.SAVED, S.PREPARING, "release")
 
 
 def test_a_prepared_plan_holds_its_target_and_says_which_plan_holds_it(landscape, release_user, versions):
     v = versions("hr_core", "1.0.0")
     first = _prepared(_plan(landscape, release_user, [v]))
     second = _plan(landscape, release_user, [v])
-    with pytest.raises(transitions.TargetHeld, match=f"Plan {first.key} \\(prepared"):
-        plans.start_plan(actor=release_user, plan=second)
+    with pytest.raises(moves.TargetHeld, match=f"Plan {first.key} \\(prepared"):
+        plans.start_plan(actor=Actor.person(release_user), plan=second)
     second.refresh_from_db()
-    assert second.status == S.SAVED
+    assert second.state == S.SAVED
     # Another target is free.
     third = _plan(landscape, release_user, [v], target="Test")
-    plans.start_plan(actor=release_user, plan=third)
+    plans.start_plan(actor=Actor.person(release_user), plan=third)
 
 
 def test_the_database_refuses_two_holding_plans_even_past_the_service(landscape, release_user, versions):
     v = versions("hr_core", "1.0.0")
     _prepared(_plan(landscape, release_user, [v]))
     other = _plan(landscape, release_user, [v])
-    with pytest.raises(transitions.TargetHeld):
-        transitions.transition(other, expected=S.SAVED, to=S.RUNNING, actor="test")
+    with pytest.raises(moves.TargetHeld):
+        moves.move_plan(other, expected={S.SAVED}, to=S.PREPARING, actor=Actor.system("test"))
 
 
 def test_a_second_continue_gets_already_running(landscape, release_user, versions):
     plan = _prepared(_plan(landscape, release_user, [versions("hr_core", "1.0.0")]))
-    plans.continue_plan(actor=release_user, plan=plan)
+    plans.continue_plan(actor=Actor.person(release_user), plan=plan)
     with pytest.raises(plans.AlreadyRunning):
-        plans.continue_plan(actor=release_user, plan=DeploymentPlan.objects.get(pk=plan.pk))
+        plans.continue_plan(actor=Actor.person(release_user), plan=DeploymentPlan.objects.get(pk=plan.pk))
     assert Stage.objects.filter(plan=plan, kind="continue").count() == 1
 
 
@@ -127,7 +131,7 @@ def test_concurrent_continues_start_one_continue_only(landscape, release_user, v
     def press() -> None:
         try:
             barrier.wait()
-            plans.continue_plan(actor=release_user, plan=DeploymentPlan.objects.get(pk=plan.pk))
+            plans.continue_plan(actor=Actor.person(release_user), plan=DeploymentPlan.objects.get(pk=plan.pk))
             outcomes.append("started")
         except plans.AlreadyRunning:
             outcomes.append("already running")
@@ -145,33 +149,39 @@ def test_concurrent_continues_start_one_continue_only(landscape, release_user, v
 
 def test_abort_is_refused_after_the_point_of_no_return(landscape, release_user, versions):
     plan = _prepared(_plan(landscape, release_user, [versions("hr_core", "1.0.0")]))
-    plans.continue_plan(actor=release_user, plan=plan)
-    DeploymentPlan.objects.filter(pk=plan.pk).update(point_of_no_return_at=plan.created_at)
+    plans.continue_plan(actor=Actor.person(release_user), plan=plan)
+    moves.move_plan(
+        plan,
+        expected={S.CONTINUING},
+        to=S.APPLYING,
+        actor=Actor.system("continue"),
+        fields={"point_of_no_return_at": plan.created_at},
+    )
     with pytest.raises(plans.PlanRefused, match="point of no return"):
-        plans.abort_plan(actor=release_user, plan=plan)
+        plans.abort_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.RUNNING
+    assert plan.state == S.APPLYING
 
 
 def test_abort_of_a_prepared_plan_frees_the_target_at_once(landscape, release_user, versions):
     v = versions("hr_core", "1.0.0")
     plan = _prepared(_plan(landscape, release_user, [v]))
-    plans.abort_plan(actor=release_user, plan=plan)
+    plans.abort_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.ABORTED and plan.aborted_by == release_user
-    plans.start_plan(actor=release_user, plan=_plan(landscape, release_user, [v]))
-    plans.retry_plan(actor=release_user, plan=plan)
+    assert plan.state == S.ABORTED and plan.aborted_by == release_user
+    plans.start_plan(actor=Actor.person(release_user), plan=_plan(landscape, release_user, [v]))
+    plans.retry_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.SAVED
+    assert plan.state == S.SAVED
 
 
 def test_abort_of_a_queued_stage_ends_aborted_not_aborting(landscape, release_user, versions):
     plan = _plan(landscape, release_user, [versions("hr_core", "1.0.0")])
-    plans.start_plan(actor=release_user, plan=plan)
-    plans.abort_plan(actor=release_user, plan=plan)
+    plans.start_plan(actor=Actor.person(release_user), plan=plan)
+    plans.abort_plan(actor=Actor.person(release_user), plan=plan)
     plan.refresh_from_db()
-    assert plan.status == S.ABORTED
-    assert plan.stages.get().status == "cancelled"
+    assert plan.state == S.ABORTED
+    assert plan.stages.get().status == StageState.CANCELLED
 
 
 def test_a_prepared_plan_expires_after_the_environment_limit(landscape, release_user, versions):
@@ -182,16 +192,16 @@ def test_a_prepared_plan_expires_after_the_environment_limit(landscape, release_
     expired = plans.expire_prepared_plans(now=timezone.now() + timezone.timedelta(hours=97))
     assert [p.pk for p in expired] == [plan.pk]
     plan.refresh_from_db()
-    assert plan.status == S.ABORTED
+    assert plan.state == S.ABORTED
     assert "Expired" in plan.transitions.last().reason
-    assert transitions.holder_of(plan.target_id) is None
+    assert moves.holder_of(plan.target_id) is None
 
 
 def test_only_saved_plans_can_be_deleted(landscape, release_user, versions):
     plan = _plan(landscape, release_user, [versions("hr_core", "1.0.0")])
-    plans.start_plan(actor=release_user, plan=plan)
+    plans.start_plan(actor=Actor.person(release_user), plan=plan)
     with pytest.raises(plans.PlanRefused, match="Only saved plans"):
-        plans.delete_plan(actor=release_user, plan=plan)
+        plans.delete_plan(actor=Actor.person(release_user), plan=plan)
 
 
 # --- rights, through the pages ------------------------------------------------------------------
@@ -208,14 +218,18 @@ def test_a_view_user_cannot_press_any_button_even_by_forged_post(
     response = client.post(reverse(f"deployments:{action}", args=[plan.key]))
     assert response.status_code == 403
     plan.refresh_from_db()
-    assert plan.status == S.NEEDS_USER_INTERVENTION
+    assert plan.state == S.PREPARED
     assert not plan.stages.exists()
 
 
 def test_a_deploy_user_on_test_cannot_deploy_to_production(client, landscape, versions, release_user):
     tester = make_user("tester")
-    env_services.set_access(actor="test", user=tester, environment=landscape["Test"], level=AccessLevel.DEPLOY)
-    env_services.set_access(actor="test", user=tester, environment=landscape["Production"], level=AccessLevel.VIEW)
+    env_services.set_access(
+        actor=Actor.system("test"), user=tester, environment=landscape["Test"], level=AccessLevel.DEPLOY
+    )
+    env_services.set_access(
+        actor=Actor.system("test"), user=tester, environment=landscape["Production"], level=AccessLevel.VIEW
+    )
     v = versions("hr_core", "1.0.0")
     with pytest.raises(Exception, match="Deploy right on Production"):
         _plan(landscape, tester, [v])
@@ -228,7 +242,7 @@ def test_a_deploy_user_on_test_cannot_deploy_to_production(client, landscape, ve
     )
     assert create.status_code == 403
     plan.refresh_from_db()
-    assert plan.status == S.SAVED
+    assert plan.state == S.SAVED
     assert DeploymentPlan.objects.count() == 1
 
 
@@ -252,6 +266,6 @@ def test_release_manager_builds_saves_and_starts_a_plan_in_the_browserless_pages
     assert "Prepare Deployment" in page and "Deploy Now" not in page
     client.post(reverse("deployments:plan_start", args=[plan.key]))
     plan.refresh_from_db()
-    assert plan.status == S.RUNNING
+    assert plan.state == S.PREPARING
     again = client.post(reverse("deployments:plan_start", args=[plan.key]), follow=True)
     assert "already running" in again.content.decode()

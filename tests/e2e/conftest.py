@@ -16,8 +16,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from deployments import catalog, plans, transitions
+from core.actors import Actor
+from deployments.catalog import services as catalog
 from deployments.models import ApplicationVersion, DeploymentPlan, RunningVersion
+from deployments.plans import services as plans
+from deployments.state.machine import PlanState
 from environments import services as env_services
 from environments.models import AccessLevel, Environment
 from examples.build import FORMATS, bundle_files, pack
@@ -104,7 +107,7 @@ class Engine:
         self, name: str, *, order: int, two_stage: bool, frontends: int = 2, app_db: str = ""
     ) -> Environment:
         env = env_services.save_environment(
-            actor=self.hosts.actor,
+            actor=Actor.person(self.hosts.actor),
             data={
                 "name": name,
                 "order": order,
@@ -117,7 +120,9 @@ class Engine:
             },
             app_db_dsn=app_db or None,
         )
-        env_services.set_access(actor="test", user=self.release, environment=env, level=AccessLevel.DEPLOY)
+        env_services.set_access(
+            actor=Actor.system("test"), user=self.release, environment=env, level=AccessLevel.DEPLOY
+        )
         if frontends:
             self.frontends[name] = self.hosts.start(env, frontends)
         self.environments[name] = env
@@ -125,44 +130,42 @@ class Engine:
 
     def version(self, app: str, version: str) -> ApplicationVersion:
         existing = ApplicationVersion.objects.filter(application__name=app, version=version).first()
-        return existing or catalog.register_bundle(data=example_bundle(app, version), actor=self.hosts.actor)
+        return existing or catalog.register_bundle(
+            data=example_bundle(app, version), actor=Actor.person(self.hosts.actor)
+        )
 
     # --- deployments ---------------------------------------------------------------------------
 
     def plan(self, source: str, target: str, versions: list[ApplicationVersion]) -> DeploymentPlan:
         return plans.create_plan(
-            actor=self.release,
+            actor=Actor.person(self.release),
             source=self.environments[source],
             target=self.environments[target],
             operations=[plans.Operation(v.application, v) for v in versions],
             notes="end-to-end test",
         )
 
-    def wait(
-        self, plan: DeploymentPlan, *statuses: str, info: str | None = None, timeout_s: float = 120
-    ) -> DeploymentPlan:
+    def wait(self, plan: DeploymentPlan, *states: str, timeout_s: float = 120) -> DeploymentPlan:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             plan.refresh_from_db()
-            if plan.status in statuses and (info is None or plan.info == info):
+            if plan.state in states:
                 return plan
-            if plan.status in transitions.FINAL and plan.status not in statuses:
+            if plan.is_final:
                 break
             time.sleep(0.2)
         log = "\n".join(f"{line.level}: {line.message}" for line in plan.log_lines.order_by("seq"))
         worker_log = self.worker.log()[-4000:] if self.worker else ""
-        raise AssertionError(
-            f"plan is {plan.status}/{plan.info}, wanted {statuses} {info or ''}\n--- plan log\n{log}\n--- worker\n{worker_log}"
-        )
+        raise AssertionError(f"plan is {plan.state}, wanted {states}\n--- plan log\n{log}\n--- worker\n{worker_log}")
 
     def deploy(self, source: str, target: str, versions: list[ApplicationVersion]) -> DeploymentPlan:
         """Deploy all the way, in one or two stages as the target says."""
         plan = self.plan(source, target, versions)
-        plans.start_plan(actor=self.release, plan=plan)
+        plans.start_plan(actor=Actor.person(self.release), plan=plan)
         if self.environments[target].two_stage_deployments:
-            self.wait(plan, "needs_user_intervention", info=transitions.INFO_PREPARED)
-            plans.continue_plan(actor=self.release, plan=plan)
-        return self.wait(plan, "finished_successful", "finished_with_warnings")
+            self.wait(plan, PlanState.PREPARED)
+            plans.continue_plan(actor=Actor.person(self.release), plan=plan)
+        return self.wait(plan, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
 
     def answers(self, env: str, path: str) -> list[str]:
         """What every front-end of ``env`` answers at ``path`` (first line of the body)."""

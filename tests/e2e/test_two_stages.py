@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import plans, transitions
-from deployments.models import PlanStatus, StepKind
+from core.actors import Actor
+from deployments.models import PlanState, StepKind
+from deployments.plans import services as plans
+from deployments.state import moves
 from tests.e2e.conftest import schema_columns, table_exists
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,8 +30,8 @@ def test_two_stage_prepare_changes_nothing_and_continue_switches_every_frontend(
     new = [engine.version("hr_core", "1.1.0"), engine.version("leave_portal", "1.1.0")]
     plan = engine.plan("Development", "Production", new)
 
-    plans.start_plan(actor=engine.release, plan=plan)
-    plan = engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    plan = engine.wait(plan, PlanState.PREPARED)
 
     # Prepared: binaries on every front-end, nothing running changed.
     for fe in engine.frontends["Production"]:
@@ -45,11 +47,11 @@ def test_two_stage_prepare_changes_nothing_and_continue_switches_every_frontend(
 
     # The environment is held while the plan waits.
     other = engine.plan("Development", "Production", new)
-    with pytest.raises(transitions.TargetHeld, match=str(plan.key)):
-        plans.start_plan(actor=engine.release, plan=other)
+    with pytest.raises(moves.TargetHeld, match=str(plan.key)):
+        plans.start_plan(actor=Actor.person(engine.release), plan=other)
 
-    plans.continue_plan(actor=engine.release, plan=plan)
-    plan = engine.wait(plan, PlanStatus.FINISHED_SUCCESSFUL, PlanStatus.FINISHED_WITH_WARNINGS)
+    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+    plan = engine.wait(plan, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
 
     assert engine.answers("Production", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
     assert engine.answers("Production", "/leave_portal") == ["leave_portal 1.1.0", "leave_portal 1.1.0"]
@@ -58,15 +60,21 @@ def test_two_stage_prepare_changes_nothing_and_continue_switches_every_frontend(
     assert engine.running("Production") == {"hr_core": "1.1.0", "leave_portal": "1.1.0"}
     assert plan.point_of_no_return_at is not None
     # The environment is free again.
-    plans.start_plan(actor=engine.release, plan=other)
+    plans.start_plan(actor=Actor.person(engine.release), plan=other)
 
 
 def test_deploy_now_runs_both_stages_on_a_single_stage_target(engine):
     engine.start_worker()
     test_env = engine.environment("Test", order=2, two_stage=False, app_db=engine.app_databases.create())
     plan = engine.deploy("Development", "Test", [engine.version("hr_core", "1.1.0")])
-    assert plan.status in {PlanStatus.FINISHED_SUCCESSFUL, PlanStatus.FINISHED_WITH_WARNINGS}
-    assert [t.to_status for t in plan.transitions.all()] == ["running", plan.status]
+    assert plan.state in {PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS}
+    # Deploy Now: Prepare hands over to Continue at once, never waiting for a person.
+    assert [t.to_state for t in plan.transitions.all()] == [
+        PlanState.PREPARING,
+        PlanState.CONTINUING,
+        PlanState.APPLYING,
+        plan.state,
+    ]
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
     assert table_exists(test_env, "hr_core", "payslip")
     assert [s.kind for s in plan.stages.all()] == ["prepare", "continue"]
@@ -77,8 +85,8 @@ def test_a_sql_failure_at_continue_leaves_the_schema_and_the_frontends_unchanged
     prod = engine.environments["Production"]
     new = [engine.version("hr_core", "1.1.0")]
     plan = engine.plan("Development", "Production", new)
-    plans.start_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.PREPARED)
     before = schema_columns(prod, "hr_core")
     # Data that the new unique index cannot accept: the rehearsal (schema only) did not see it.
     conn = __import__("psycopg2").connect(prod.app_db_dsn())
@@ -99,8 +107,8 @@ def test_a_sql_failure_at_continue_leaves_the_schema_and_the_frontends_unchanged
     )
     type(sql).objects.filter(pk=sql.pk).update(statements=statements)
 
-    plans.continue_plan(actor=engine.release, plan=plan)
-    plan = engine.wait(plan, PlanStatus.FINISHED_WITH_ERRORS)
+    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+    plan = engine.wait(plan, PlanState.FINISHED_WITH_ERRORS)
 
     assert schema_columns(prod, "hr_core") == before
     assert not table_exists(prod, "hr_core", "payslip")
@@ -114,13 +122,13 @@ def test_one_agent_down_at_continue_leaves_every_frontend_on_the_old_version(pro
     engine = production
     new = [engine.version("hr_core", "1.1.0")]
     plan = engine.plan("Development", "Production", new)
-    plans.start_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.PREPARED)
     down = engine.frontends["Production"][1]
     down.agent.stop()
 
-    plans.continue_plan(actor=engine.release, plan=plan)
-    plan = engine.wait(plan, PlanStatus.FINISHED_WITH_ERRORS, timeout_s=180)
+    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+    plan = engine.wait(plan, PlanState.FINISHED_WITH_ERRORS, timeout_s=180)
 
     assert engine.answers("Production", "/hr_core") == ["hr_core 1.0.0", "hr_core 1.0.0"]
     assert engine.running("Production")["hr_core"] == "1.0.0"
@@ -132,19 +140,19 @@ def test_a_drifted_prepared_plan_refuses_continue_and_offers_prepare_again(produ
     engine = production
     prod = engine.environments["Production"]
     plan = engine.plan("Development", "Production", [engine.version("hr_core", "1.1.0")])
-    plans.start_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.PREPARED)
     conn = __import__("psycopg2").connect(prod.app_db_dsn())
     with conn, conn.cursor() as cur:
         cur.execute("alter table hr_core.employee add column nickname text")
     conn.close()
 
     with pytest.raises(plans.PlanRefused, match="database schema of hr_core changed since Prepare"):
-        plans.continue_plan(actor=engine.release, plan=plan)
+        plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
     plan.refresh_from_db()
-    assert plans.is_prepared(plan)
-    plans.prepare_again(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
-    plans.continue_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.FINISHED_SUCCESSFUL, PlanStatus.FINISHED_WITH_WARNINGS)
+    assert plan.is_prepared
+    plans.prepare_again(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.PREPARED)
+    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
     assert engine.answers("Production", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import plans
-from deployments.models import PlanStatus
+from core.actors import Actor
+from deployments.models import PlanState
+from deployments.plans import services as plans
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -18,13 +19,13 @@ def test_undeploy_takes_the_application_off_every_frontend(engine):
     assert engine.answers("Test", "/leave_portal") == ["leave_portal 1.1.0", "leave_portal 1.1.0"]
 
     plan = plans.create_plan(
-        actor=engine.release,
+        actor=Actor.person(engine.release),
         source=engine.environments["Development"],
         target=engine.environments["Test"],
         operations=[plans.Operation(leave.application, None)],
     )
-    plans.start_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.FINISHED_SUCCESSFUL, PlanStatus.FINISHED_WITH_WARNINGS)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
 
     assert engine.running("Test") == {"hr_core": "1.1.0"}
     assert [a.startswith("HTTP 404") for a in engine.answers("Test", "/leave_portal")] == [True, True]
@@ -37,17 +38,17 @@ def test_hr_core_cannot_be_undeployed_while_leave_portal_needs_it(engine):
     hr, leave = engine.version("hr_core", "1.1.0"), engine.version("leave_portal", "1.1.0")
     engine.deploy("Development", "Test", [hr, leave])
     plan = plans.create_plan(
-        actor=engine.release,
+        actor=Actor.person(engine.release),
         source=engine.environments["Development"],
         target=engine.environments["Test"],
         operations=[plans.Operation(hr.application, None)],
     )
     with pytest.raises(plans.PlanInvalid, match="leave_portal needs hr_core"):
-        plans.start_plan(actor=engine.release, plan=plan)
+        plans.start_plan(actor=Actor.person(engine.release), plan=plan)
 
 
 def test_old_releases_are_cleaned_up_but_current_and_previous_stay(engine):
-    from deployments.tagging import tag_running_version
+    from deployments.catalog.tagging import tag_running_version
 
     engine.worker_env_extra["RELEASES_KEPT"] = "2"
     engine.start_worker()
@@ -56,7 +57,7 @@ def test_old_releases_are_cleaned_up_but_current_and_previous_stay(engine):
     hr_110 = engine.version("hr_core", "1.1.0")
     engine.deploy("Development", "Test", [hr_110])
     tagged = tag_running_version(
-        actor=engine.hosts.actor,
+        actor=Actor.person(engine.hosts.actor),
         environment=test_env,
         application=hr_110.application,
         version="1.1.1",

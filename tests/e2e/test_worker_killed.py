@@ -8,8 +8,10 @@ import time
 import psycopg2
 import pytest
 
-from deployments import plans, transitions
-from deployments.models import DeploymentPlan, PlanStatus, StageStatus
+from core.actors import Actor
+from deployments.models import DeploymentPlan, PlanState, StageState
+from deployments.plans import services as plans
+from deployments.state import machine
 from tests.e2e.conftest import table_exists
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,8 +35,8 @@ def test_worker_killed_during_continue_is_resumed_and_the_environment_ends_consi
     scripts_before = _applied_scripts(prod)
 
     plan = engine.plan("Development", "Production", [engine.version("hr_core", "1.1.0")])
-    plans.start_plan(actor=engine.release, plan=plan)
-    engine.wait(plan, PlanStatus.NEEDS_USER_INTERVENTION, info=transitions.INFO_PREPARED)
+    plans.start_plan(actor=Actor.person(engine.release), plan=plan)
+    engine.wait(plan, PlanState.PREPARED)
     # A slow statement in the middle of the SQL keeps Continue busy past its point of no return.
     sql = plan.generated_sql.get()
     statements = list(sql.statements)
@@ -43,7 +45,7 @@ def test_worker_killed_during_continue_is_resumed_and_the_environment_ends_consi
     )
     type(sql).objects.filter(pk=sql.pk).update(statements=statements)
 
-    plans.continue_plan(actor=engine.release, plan=plan)
+    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
     deadline = time.monotonic() + 60
     while DeploymentPlan.objects.get(pk=plan.pk).point_of_no_return_at is None:
         assert time.monotonic() < deadline, "Continue never reached its SQL"
@@ -53,11 +55,11 @@ def test_worker_killed_during_continue_is_resumed_and_the_environment_ends_consi
     killed_at = time.monotonic()
     engine.start_worker()
 
-    plan = engine.wait(plan, *transitions.FINAL, timeout_s=60)
+    plan = engine.wait(plan, *machine.FINAL, timeout_s=60)
     assert time.monotonic() - killed_at < 60
-    assert plan.status in {PlanStatus.FINISHED_SUCCESSFUL, PlanStatus.FINISHED_WITH_WARNINGS}, plan.status
+    assert plan.state in {PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS}, plan.state
     stages = list(plan.stages.filter(kind="continue").order_by("attempt"))
-    assert [s.status for s in stages] == [StageStatus.ERRORED, StageStatus.SUCCEEDED]
+    assert [s.status for s in stages] == [StageState.ERRORED, StageState.SUCCEEDED]
     assert "stopped answering" in stages[0].explanation
     answers = engine.answers("Production", "/hr_core")
     assert answers == ["hr_core 1.1.0", "hr_core 1.1.0"]

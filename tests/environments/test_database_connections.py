@@ -11,9 +11,10 @@ import time
 import pytest
 from django.urls import reverse
 
+from core.actors import Actor
+from core.models import AuditEvent
 from environments import services
 from environments.models import AccessLevel, Environment
-from lifetime.models import AuditEvent
 from tests.conftest import dsn_for, make_user
 from tests.environments.test_environment_pages import _form_data
 
@@ -32,7 +33,7 @@ def _same_database_another_way(dsn: str) -> str:
 @pytest.fixture
 def manager(landscape):
     user = make_user("test-manager")
-    services.set_access(actor="test", user=user, environment=landscape["Test"], level=AccessLevel.MANAGE)
+    services.set_access(actor=Actor.system("test"), user=user, environment=landscape["Test"], level=AccessLevel.MANAGE)
     return user
 
 
@@ -175,7 +176,7 @@ def test_environments_saved_before_identities_were_kept_are_still_compared(lands
     Environment.objects.filter(pk=prod.pk).update(app_db_identity="")
     with pytest.raises(services.InvalidInput, match="another environment's application database"):
         services.save_environment(
-            actor=admin_user,
+            actor=Actor.person(admin_user),
             environment=landscape["Test"],
             data={"name": "Test", "order": 2},
             app_db_dsn=prod.app_db_dsn(),

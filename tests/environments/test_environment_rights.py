@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from core.actors import Actor
+from core.models import AuditEvent
 from environments import services
 from environments.models import AccessLevel, Environment
-from lifetime.models import AuditEvent
 from tests.conftest import make_user
 from tests.environments.test_environment_pages import _form_data
 
@@ -60,8 +61,10 @@ def test_forged_frontend_posts_are_refused(client, landscape, release_user):
 
 def test_a_user_with_manage_on_one_environment_edits_it_but_not_another(client, landscape):
     user = make_user("tester")
-    services.set_access(actor="test", user=user, environment=landscape["Test"], level=AccessLevel.MANAGE)
-    services.set_access(actor="test", user=user, environment=landscape["Production"], level=AccessLevel.VIEW)
+    services.set_access(actor=Actor.system("test"), user=user, environment=landscape["Test"], level=AccessLevel.MANAGE)
+    services.set_access(
+        actor=Actor.system("test"), user=user, environment=landscape["Production"], level=AccessLevel.VIEW
+    )
     client.force_login(user)
     test_env, prod = landscape["Test"], landscape["Production"]
     ok = client.post(reverse("environments:edit", args=[test_env.key]), _form_data(test_env, sql_lock_timeout_ms=1234))

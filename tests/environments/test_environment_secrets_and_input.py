@@ -6,8 +6,8 @@ import logging
 
 from django.urls import reverse
 
+from core.models import AuditEvent
 from environments.models import Environment
-from lifetime.models import AuditEvent
 from tests.conftest import dsn_for
 from tests.environments.test_environment_pages import _form_data
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from deployments import catalog
+from core.actors import Actor
+from deployments.catalog import services as catalog
 from deployments.models import ApplicationVersion, DeploymentPlan
 from tests.catalog.conftest import example_bundle
 from tests.status.drive import PlanDriver, new_plan
@@ -23,7 +24,7 @@ def artifact_store(settings, tmp_path):
 def versions(landscape, admin_user, artifact_store) -> list[ApplicationVersion]:
     """HR Core and Leave Portal 1.0.0 in the catalog."""
     return [
-        catalog.register_bundle(data=example_bundle(app, "1.0.0"), actor=admin_user)
+        catalog.register_bundle(data=example_bundle(app, "1.0.0"), actor=Actor.person(admin_user))
         for app in ("hr_core", "leave_portal")
     ]
 

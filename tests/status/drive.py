@@ -1,5 +1,5 @@
-"""Plans moved through their stages by the test itself, without the stage worker: statuses only
-through transitions.transition(), stages claimed and finished through the runner, steps and log
+"""Plans moved through their stages by the test itself, without the stage worker: states only
+through the state module's moves, stages claimed and finished there too, steps and log
 lines through deployments/stages/log.py — the same calls Prepare and Continue make, in the same order.
 Real pages can then be read (or watched in a browser) at every point of a deployment."""
 
@@ -10,23 +10,24 @@ from collections.abc import Sequence
 
 from django.utils import timezone
 
-from deployments import plans, transitions
+from core.actors import Actor
 from deployments.models import (
     ApplicationVersion,
     DeploymentPlan,
     GeneratedSql,
-    PlanStatus,
     Stage,
     StageKind,
-    StageStatus,
     Step,
     StepKind,
 )
-from deployments.stages import runner
+from deployments.plans import services as plans
 from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
+from deployments.state import moves
+from deployments.state.machine import PlanState, StageState
 from environments.models import Environment
 
-S = PlanStatus
+S = PlanState
+SYSTEM = Actor.system("test driver")
 
 SQL_STATEMENTS = [
     {"sql": "create schema if not exists hr", "kind": "create_schema", "source": "data model", "flags": []},
@@ -57,7 +58,8 @@ class PlanDriver:
 
     def __init__(self, plan: DeploymentPlan, *, actor, pace: float = 0.0) -> None:
         self.plan = plan
-        self.actor = actor
+        self.user = actor
+        self.actor = Actor.person(actor)
         self.pace = pace
 
     def _wait(self, factor: float = 1.0) -> None:
@@ -79,27 +81,27 @@ class PlanDriver:
     def log(self, message: str, level: str = "info") -> None:
         append_log(self.plan, level, message)
 
-    # --- statuses ------------------------------------------------------------------------------
+    # --- states ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        transitions.transition(
+        moves.move_plan(
             self.plan,
-            expected=S.SAVED,
-            to=S.RUNNING,
+            expected={S.SAVED},
+            to=S.PREPARING,
             actor=self.actor,
             reason="Prepare Deployment" if self.plan.target.two_stage_deployments else "Deploy Now",
-            fields={"started_at": timezone.now(), "started_by": self.actor},
+            fields={"started_at": timezone.now(), "started_by": self.user},
         )
 
     def stage(self, kind: str) -> Stage:
         attempt = Stage.objects.filter(plan=self.plan, kind=kind).count() + 1
-        stage = Stage.objects.create(plan=self.plan, kind=kind, attempt=attempt, requested_by=self.actor)
-        claimed = runner.claim(stage.pk, task_id=f"test-{stage.pk}", worker="test-driver")
+        stage = Stage.objects.create(plan=self.plan, kind=kind, attempt=attempt, requested_by=self.user)
+        claimed = moves.claim_stage(stage.pk, task_id=f"test-{stage.pk}", worker="test-driver")
         assert claimed is not None
         return claimed
 
-    def finish_stage(self, stage: Stage, status: str = StageStatus.SUCCEEDED, explanation: str = "") -> None:
-        runner._finish_stage(stage, status, explanation=explanation)
+    def finish_stage(self, stage: Stage, status: str = StageState.SUCCEEDED, explanation: str = "") -> None:
+        moves.finish_stage(stage, status, explanation=explanation)
 
     # --- Prepare -------------------------------------------------------------------------------
 
@@ -150,12 +152,11 @@ class PlanDriver:
         return steps
 
     def prepared(self) -> None:
-        transitions.transition(
+        moves.move_plan(
             self.plan,
-            expected=S.RUNNING,
-            to=S.NEEDS_USER_INTERVENTION,
-            info=transitions.INFO_PREPARED,
-            actor="system",
+            expected={S.PREPARING},
+            to=S.PREPARED,
+            actor=SYSTEM,
             reason="Prepare finished: continue in the deployment window",
             fields={"prepared_at": timezone.now(), "prepared_snapshot": {"running": {}, "frontends": self.frontends}},
         )
@@ -178,13 +179,13 @@ class PlanDriver:
     # --- Continue ------------------------------------------------------------------------------
 
     def continue_(self) -> Stage:
-        transitions.transition(
+        moves.move_plan(
             self.plan,
-            expected=S.NEEDS_USER_INTERVENTION,
-            to=S.RUNNING,
+            expected={S.PREPARED},
+            to=S.CONTINUING,
             actor=self.actor,
             reason="Continue Deployment",
-            fields={"continued_at": timezone.now(), "continued_by": self.actor},
+            fields={"continued_at": timezone.now(), "continued_by": self.user},
         )
         stage = self.stage(StageKind.CONTINUE)
         self.log(f"Continue started (attempt {stage.attempt}).")
@@ -194,9 +195,14 @@ class PlanDriver:
         return stage
 
     def pass_point_of_no_return(self) -> None:
-        # What continuation.pass_point_of_no_return does: a compare-and-set on the plan's marker.
-        DeploymentPlan.objects.filter(pk=self.plan.pk, status=S.RUNNING, point_of_no_return_at=None).update(
-            point_of_no_return_at=timezone.now()
+        # What continuation.pass_point_of_no_return does: the move from continuing to applying.
+        moves.move_plan(
+            self.plan,
+            expected={S.CONTINUING},
+            to=S.APPLYING,
+            actor=SYSTEM,
+            reason="Point of no return: Continue changes the target",
+            fields={"point_of_no_return_at": timezone.now()},
         )
         self.log("Point of no return: executing SQL on the target; Abort is no longer possible.")
         self.plan.refresh_from_db()
@@ -223,8 +229,21 @@ class PlanDriver:
         return steps
 
     def finish(self, to: str = S.FINISHED_SUCCESSFUL, reason: str = "Deployed") -> None:
-        transitions.transition(self.plan, expected=S.RUNNING, to=to, actor="system", reason=reason)
+        moves.move_plan(self.plan, expected={S.APPLYING}, to=to, actor=SYSTEM, reason=reason)
         self.log(f"Deployment finished: {reason.lower()}.", "info" if to != S.FINISHED_WITH_ERRORS else "error")
+
+    def through_without_stages(self, to: str = S.FINISHED_SUCCESSFUL, reason: str = "Deployed") -> None:
+        """A started plan to its end the way Deploy Now moves it, without stages or steps: history
+        for pages that list many plans."""
+        moves.move_plan(self.plan, expected={S.PREPARING}, to=S.CONTINUING, actor=SYSTEM, reason="Deploy Now")
+        moves.move_plan(
+            self.plan,
+            expected={S.CONTINUING},
+            to=S.APPLYING,
+            actor=SYSTEM,
+            fields={"point_of_no_return_at": timezone.now()},
+        )
+        self.finish(to, reason)
 
     def continue_all(self) -> Stage:
         stage = self.continue_()
@@ -235,16 +254,9 @@ class PlanDriver:
         return stage
 
 
-def versions_of(*names_and_versions: tuple[str, str]) -> list[ApplicationVersion]:
-    return [
-        ApplicationVersion.objects.select_related("application").get(application__name=name, version=version)
-        for name, version in names_and_versions
-    ]
-
-
 def new_plan(*, actor, source: Environment, target: Environment, versions, notes: str = "") -> DeploymentPlan:
     return plans.create_plan(
-        actor=actor,
+        actor=Actor.person(actor),
         source=source,
         target=target,
         operations=[plans.Operation(v.application, v) for v in versions],

@@ -19,12 +19,13 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import notifications
-from deployments.models import DeliveryStatus, NotificationDelivery, NotificationEvent, PlanStatus
+from core.actors import Actor
+from deployments.models import DeliveryStatus, NotificationDelivery, NotificationEvent, PlanState
+from deployments.notifications import services as notifications
 from tests.conftest import PASSWORD, dsn_for
 from tests.processes import BIN, Process, _base_env, free_port
 
-S = PlanStatus
+S = PlanState
 E = NotificationEvent
 SECRET = "s3cret-of-the-ops-webhook"
 
@@ -153,14 +154,14 @@ def test_prepared_and_finished_reach_a_real_mail_server_and_a_signed_webhook(
     prod = landscape["Production"]
     with Endpoint() as endpoint:
         notifications.save_rule(
-            actor=admin_user,
+            actor=Actor.person(admin_user),
             environment=prod,
             kind="email",
             target="ops@example.com, dba@example.com",
             events=[E.PREPARED, E.FINISHED_SUCCESSFUL],
         )
         notifications.save_rule(
-            actor=admin_user,
+            actor=Actor.person(admin_user),
             environment=prod,
             kind="webhook",
             target=endpoint.url,
@@ -179,7 +180,7 @@ def test_prepared_and_finished_reach_a_real_mail_server_and_a_signed_webhook(
         assert headers["X-Lifetime-Event"] == "prepared"
         assert headers["X-Lifetime-Signature"] == notifications.sign(SECRET, body)
         payload = json.loads(body)
-        assert payload["plan"]["key"] == str(d.plan.key) and payload["plan"]["status"] == S.NEEDS_USER_INTERVENTION
+        assert payload["plan"]["key"] == str(d.plan.key) and payload["plan"]["status"] == "needs_user_intervention"
         assert payload["plan"]["expires_at"]
 
         d.continue_all()
@@ -197,11 +198,16 @@ def test_a_failing_webhook_is_retried_and_the_plan_goes_on(landscape, admin_user
     prod = landscape["Production"]
     with Endpoint(fail_first=2) as endpoint:
         notifications.save_rule(
-            actor=admin_user, environment=prod, kind="webhook", target=endpoint.url, events=[E.PREPARED], secret=SECRET
+            actor=Actor.person(admin_user),
+            environment=prod,
+            kind="webhook",
+            target=endpoint.url,
+            events=[E.PREPARED],
+            secret=SECRET,
         )
         d = driver()
         d.prepare()
-        assert d.plan.status == S.NEEDS_USER_INTERVENTION  # the transition did not wait for the webhook
+        assert d.plan.state == S.PREPARED  # the transition did not wait for the webhook
         delivery = wait_for(
             lambda: NotificationDelivery.objects.filter(plan=d.plan, status=DeliveryStatus.DELIVERED).first(),
             what="the third try",
@@ -211,7 +217,7 @@ def test_a_failing_webhook_is_retried_and_the_plan_goes_on(landscape, admin_user
     assert len(endpoint.received) == 3
     assert all(h["X-Lifetime-Signature"] == notifications.sign(SECRET, b) for h, b in endpoint.received)
     d.plan.refresh_from_db()
-    assert d.plan.status == S.NEEDS_USER_INTERVENTION
+    assert d.plan.state == S.PREPARED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -220,7 +226,11 @@ def test_a_dead_webhook_gives_up_after_the_last_try_and_is_shown_failed(
 ):
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
     rule, generated = notifications.save_rule(
-        actor=admin_user, environment=landscape["Production"], kind="webhook", target=dead, events=[E.PREPARED]
+        actor=Actor.person(admin_user),
+        environment=landscape["Production"],
+        kind="webhook",
+        target=dead,
+        events=[E.PREPARED],
     )
     assert generated and rule.secret_encrypted and generated not in rule.secret_encrypted
     d = driver()
@@ -232,7 +242,7 @@ def test_a_dead_webhook_gives_up_after_the_last_try_and_is_shown_failed(
     )
     assert delivery.attempts == 3 and "did not answer" in delivery.last_error
     d.plan.refresh_from_db()
-    assert d.plan.status == S.NEEDS_USER_INTERVENTION
+    assert d.plan.state == S.PREPARED
     client.login(username="admin", password=PASSWORD)
     html = client.get(reverse("notifications:rules", args=[landscape["Production"].key])).content.decode()
     assert "Failed" in html and "did not answer" in html and dead in html
@@ -241,7 +251,7 @@ def test_a_dead_webhook_gives_up_after_the_last_try_and_is_shown_failed(
 @pytest.mark.django_db(transaction=True)
 def test_a_broken_notification_never_reaches_the_transition(landscape, admin_user, driver, monkeypatch):
     notifications.save_rule(
-        actor=admin_user,
+        actor=Actor.person(admin_user),
         environment=landscape["Production"],
         kind="email",
         target="ops@example.com",
@@ -255,23 +265,25 @@ def test_a_broken_notification_never_reaches_the_transition(landscape, admin_use
     d = driver()
     d.prepare()
     d.plan.refresh_from_db()
-    assert d.plan.status == S.NEEDS_USER_INTERVENTION
+    assert d.plan.state == S.PREPARED
 
 
-def test_events_of_each_status():
-    assert notifications.event_for(S.NEEDS_USER_INTERVENTION, "deployment_prepared") == E.PREPARED
-    assert notifications.event_for(S.NEEDS_USER_INTERVENTION, "deployment_suspended") == E.FAILED
-    assert notifications.event_for(S.FINISHED_WITH_WARNINGS) == E.FINISHED_WITH_WARNINGS
-    assert notifications.event_for(S.FINISHED_WITH_ERRORS) == E.FINISHED_WITH_ERRORS
-    assert notifications.event_for(S.ABORTED) == E.ABORTED
-    assert notifications.event_for(S.RUNNING) is None
+def test_events_of_each_move():
+    assert notifications.event_for(S.PREPARING, S.PREPARED) == E.PREPARED
+    # Cancelling a scheduled Continue makes the plan prepared again: no new announcement.
+    assert notifications.event_for(S.SCHEDULED, S.PREPARED) is None
+    assert notifications.event_for(S.CONTINUING, S.SUSPENDED) == E.FAILED
+    assert notifications.event_for(S.APPLYING, S.FINISHED_WITH_WARNINGS) == E.FINISHED_WITH_WARNINGS
+    assert notifications.event_for(S.APPLYING, S.FINISHED_WITH_ERRORS) == E.FINISHED_WITH_ERRORS
+    assert notifications.event_for(S.PREPARED, S.ABORTED) == E.ABORTED
+    assert notifications.event_for(S.SAVED, S.PREPARING) is None
 
 
 @pytest.mark.django_db
 def test_an_expiring_prepared_plan_is_announced_once(landscape, admin_user, driver, django_capture_on_commit_callbacks):
     prod = landscape["Production"]
     notifications.save_rule(
-        actor=admin_user, environment=prod, kind="email", target="ops@example.com", events=[E.EXPIRING]
+        actor=Actor.person(admin_user), environment=prod, kind="email", target="ops@example.com", events=[E.EXPIRING]
     )
     d = driver()
     d.prepare()

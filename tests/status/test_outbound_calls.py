@@ -10,10 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from deployments import notifications
+from core import outbound
+from core.actors import Actor
 from deployments.models import NotificationDelivery, NotificationEvent
+from deployments.notifications import services as notifications
 from environments import services as env_services
-from lifetime import outbound
 
 E = NotificationEvent
 INSIDE = ["http://127.0.0.1:8080/hook", "http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data/"]
@@ -61,7 +62,7 @@ def test_without_the_setting_webhooks_to_loopback_private_and_metadata_addresses
     for target in [*INSIDE, "http://localhost/hook", "http://[::1]/hook", "http://[::ffff:10.0.0.1]/hook"]:
         with pytest.raises(notifications.RuleRefused, match="Calls to the inside of the network are refused"):
             notifications.save_rule(
-                actor=admin_user, environment=prod, kind="webhook", target=target, events=[E.PREPARED]
+                actor=Actor.person(admin_user), environment=prod, kind="webhook", target=target, events=[E.PREPARED]
             )
     assert not prod.notification_rules.exists()
 
@@ -78,7 +79,11 @@ def test_a_delivery_checks_its_target_again_and_never_connects_inside(landscape,
     prod = landscape["Production"]
     settings.OUTBOUND_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     rule, _ = notifications.save_rule(
-        actor=admin_user, environment=prod, kind="webhook", target="http://10.0.0.1/hook", events=[E.PREPARED]
+        actor=Actor.person(admin_user),
+        environment=prod,
+        kind="webhook",
+        target="http://10.0.0.1/hook",
+        events=[E.PREPARED],
     )
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     delivery = NotificationDelivery.objects.create(rule=rule, plan=None, event="test", payload={"event": "test"})
@@ -97,7 +102,11 @@ def test_redirects_are_not_followed_and_answer_bodies_are_not_shown(client, land
     try:
         for server in (redirecting, talkative):
             rule, _ = notifications.save_rule(
-                actor=admin_user, environment=prod, kind="webhook", target=f"{server.url}/hook", events=[E.PREPARED]
+                actor=Actor.person(admin_user),
+                environment=prod,
+                kind="webhook",
+                target=f"{server.url}/hook",
+                events=[E.PREPARED],
             )
             delivery = NotificationDelivery.objects.create(
                 rule=rule, plan=None, event="test", payload={"event": "test"}
@@ -120,20 +129,26 @@ def test_a_health_url_must_be_on_the_frontends_own_host_and_not_inside(landscape
     data = {"name": "fe9", "releases_root": str(tmp_path / "fe9"), "base_url": "http://127.0.0.1:8131/"}
     with pytest.raises(env_services.InvalidInput, match="must be on the front-end's own host"):
         env_services.save_frontend(
-            actor=admin_user, environment=prod, data={**data, "health_url": "http://127.0.0.2:8131/_health"}
+            actor=Actor.person(admin_user),
+            environment=prod,
+            data={**data, "health_url": "http://127.0.0.2:8131/_health"},
         )
     with pytest.raises(env_services.InvalidInput, match="Give the front-end's URL first"):
         env_services.save_frontend(
-            actor=admin_user, environment=prod, data={**data, "base_url": "", "health_url": "http://127.0.0.1/_health"}
+            actor=Actor.person(admin_user),
+            environment=prod,
+            data={**data, "base_url": "", "health_url": "http://127.0.0.1/_health"},
         )
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     with pytest.raises(env_services.InvalidInput, match="resolves to a loopback address"):
         env_services.save_frontend(
-            actor=admin_user, environment=prod, data={**data, "health_url": "http://127.0.0.1:8131/_health"}
+            actor=Actor.person(admin_user),
+            environment=prod,
+            data={**data, "health_url": "http://127.0.0.1:8131/_health"},
         )
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     fe = env_services.save_frontend(
-        actor=admin_user, environment=prod, data={**data, "health_url": "http://127.0.0.1:8131/_health"}
+        actor=Actor.person(admin_user), environment=prod, data={**data, "health_url": "http://127.0.0.1:8131/_health"}
     )
     assert fe.health_url == "http://127.0.0.1:8131/_health"
 

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.actors import Actor
 from deployments.models import DeploymentPlan
 from tests.conftest import PASSWORD, make_user
 from tests.status.drive import PlanDriver, new_plan
@@ -56,8 +57,12 @@ def history(landscape, release_user, versions):
     from environments import services as env_services
     from environments.models import AccessLevel
 
-    env_services.set_access(actor="test", user=other, environment=landscape["Test"], level=AccessLevel.DEPLOY)
-    env_services.set_access(actor="test", user=other, environment=landscape["Development"], level=AccessLevel.VIEW)
+    env_services.set_access(
+        actor=Actor.system("test"), user=other, environment=landscape["Test"], level=AccessLevel.DEPLOY
+    )
+    env_services.set_access(
+        actor=Actor.system("test"), user=other, environment=landscape["Development"], level=AccessLevel.VIEW
+    )
     saved = [
         new_plan(
             actor=other, source=landscape["Development"], target=landscape["Test"], versions=[leave_portal], notes=n

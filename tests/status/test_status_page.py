@@ -9,11 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from deployments.models import PlanStatus, StageKind
+from deployments.models import PlanState, StageKind
 from tests.conftest import PASSWORD
 from tests.status.drive import fill_log
 
-S = PlanStatus
+S = PlanState
 pytestmark = pytest.mark.django_db
 
 
@@ -143,7 +143,7 @@ def test_finished_plan_answers_286_with_its_final_fragment(client, ops_user, dri
     signed_in(client, ops_user)
     html = page(client, d.plan)
     assert "hx-get" not in poller(html)
-    response = live(client, d.plan, after=0, state="running..1")
+    response = live(client, d.plan, after=0, state="applying")
     assert response.status_code == 286
     body = response.content.decode()
     assert 'id="plan-status"' in body and "Finished successful" in body
@@ -194,17 +194,17 @@ def test_status_change_resends_buttons_sql_and_history(client, release_user, dri
     d.start()
     stage = d.stage(StageKind.PREPARE)
     signed_in(client, release_user)
-    state = d.plan.status + ".." + "0"
+    state = d.plan.state
     for version in d.versions:
         d.compile(stage, version)
         d.generate_sql(stage, version)
     d.upload(stage)
     d.prepared()
-    body = live(client, d.plan, after=0, state="running..0").content.decode()
+    body = live(client, d.plan, after=0, state=state).content.decode()
     assert 'id="continue-deployment"' in body
     assert 'id="plan-settled"' in body and "CREATE TABLE" in body
     assert "prepared</b>" in body  # the history's last move
-    assert state != d.plan.status
+    assert state != d.plan.state
 
 
 def test_log_page_shows_a_window_and_the_rest_on_demand(client, ops_user, driver):

@@ -7,8 +7,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments import catalog
-from deployments.bundles import BundleRefused
+from core.actors import Actor
+from deployments.catalog import services as catalog
+from deployments.catalog.bundles import BundleRefused
 
 
 class Command(BaseCommand):
@@ -24,10 +25,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, paths: list[Path], user: str | None, skip_registered: bool, **options) -> None:
-        actor: object = "manage.py register_bundle"
+        actor = Actor.system("manage.py register_bundle")
         if user:
             try:
-                actor = get_user_model().objects.get(username=user)
+                actor = Actor.person(get_user_model().objects.get(username=user))
             except get_user_model().DoesNotExist:
                 raise CommandError(f"No user named {user!r}.") from None
         failed = 0

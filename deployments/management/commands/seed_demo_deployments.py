@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
+from core.actors import Actor
 from deployments import demo
 from environments.models import Environment
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--modules", type=int, default=None, help="Generated modules in hr_core (default 9000).")
 
     def handle(self, *args, modules: int | None, **options) -> None:
-        admin = User.objects.get(username="admin")
+        admin = Actor.person(User.objects.get(username="admin"))
         envs = {env.name: env for env in Environment.objects.filter(name__in=["Development", "Test", "Production"])}
         versions = demo.register_examples(actor=admin, modules=modules, log=self.stdout.write)
         demo.configure_mobile_apps(actor=admin, envs=envs, versions=versions)

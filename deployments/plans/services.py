@@ -1,0 +1,528 @@
+"""Deployment plans: create, save, delete, start, continue, schedule, abort, retry, reuse, expire.
+
+Rights are checked here as well as in the views and the API, so every door is the same door; the
+system (beat, the demo loader) is trusted. Every state change goes through the state module's
+``move_plan()``; a stage's task is sent only after the transaction that created the stage commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from core import audit
+from core.actors import Actor
+from core.refusals import Conflict, Refusal
+from deployments.models import (
+    Application,
+    ApplicationVersion,
+    DeploymentPlan,
+    OperationKind,
+    PlanOperation,
+    RunningVersion,
+    StageKind,
+)
+from deployments.stages import queue
+from deployments.stages.log import append_log
+from deployments.stages.validity import check_still_valid
+from deployments.state import machine, moves
+from deployments.state.machine import PlanState
+from deployments.state.moves import TargetHeld, TransitionLost
+from deployments.steps.validate import Validation, validate_plan
+from environments import access
+from environments.models import AccessLevel, Environment
+
+P = PlanState
+
+
+class PlanRefused(Refusal):
+    """The action cannot be done now; the message says why (shown as is, 400 in the API)."""
+
+
+class PlanInvalid(PlanRefused):
+    def __init__(self, validation: Validation) -> None:
+        self.validation = validation
+        super().__init__("The plan has errors: " + "; ".join(validation.errors))
+
+
+class AlreadyRunning(Conflict):
+    """Somebody pressed the same button first (409 where the API tells it from a refusal)."""
+
+
+class OutsideWindow(PlanRefused):
+    """The target refuses Continue outside its deployment window unless a reason is given."""
+
+
+__all__ = [
+    "AlreadyRunning",
+    "OutsideWindow",
+    "PlanInvalid",
+    "PlanRefused",
+    "TargetHeld",
+    "TransitionLost",
+    "Validation",
+    "validate_plan",
+]
+
+
+@dataclasses.dataclass
+class Operation:
+    application: Application
+    version: ApplicationVersion | None  # None: undeploy
+
+
+# --- building plans ---------------------------------------------------------------------------
+
+
+def _require(actor: Actor, environment: Environment, level: int) -> None:
+    if actor.is_system:
+        return
+    access.require(actor.user, environment, level)
+
+
+def create_plan(
+    *,
+    actor: Actor,
+    source: Environment,
+    target: Environment,
+    operations: list[Operation],
+    notes: str = "",
+) -> DeploymentPlan:
+    if source.pk == target.pk:
+        raise PlanRefused("The source and the target must be different environments.")
+    _require(actor, target, AccessLevel.DEPLOY)
+    _require(actor, source, AccessLevel.VIEW)
+    with transaction.atomic():
+        plan = DeploymentPlan.objects.create(
+            source=source, target=target, notes=notes, created_by=actor.user, saved_at=timezone.now()
+        )
+        _write_operations(plan, operations)
+        _audit(actor, "plan.created", plan, changes={"operations": [_op_label(op) for op in operations]})
+    return plan
+
+
+def _op_label(op: Operation) -> str:
+    return f"{op.application.name} {op.version.version}" if op.version else f"undeploy {op.application.name}"
+
+
+def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None:
+    seen: set[int] = set()
+    for op in operations:
+        if op.application.pk in seen:
+            raise PlanRefused(f"{op.application.name} appears twice in the plan.")
+        seen.add(op.application.pk)
+        if op.version is not None and op.version.application_id != op.application.pk:
+            raise PlanRefused(f"Version {op.version.version} is not a version of {op.application.name}.")
+    plan.operations.all().delete()
+    PlanOperation.objects.bulk_create(
+        PlanOperation(
+            plan=plan,
+            application=op.application,
+            version=op.version,
+            kind=OperationKind.DEPLOY if op.version else OperationKind.UNDEPLOY,
+        )
+        for op in operations
+    )
+
+
+def update_plan(*, actor: Actor, plan: DeploymentPlan, operations: list[Operation], notes: str) -> DeploymentPlan:
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    with transaction.atomic():
+        locked = DeploymentPlan.objects.select_for_update().get(pk=plan.pk)
+        if not locked.is_saved:
+            raise PlanRefused("Only a saved plan can be changed.")
+        locked.notes = notes
+        locked.saved_at = timezone.now()
+        locked.save(update_fields=["notes", "saved_at"])
+        _write_operations(locked, operations)
+        _audit(actor, "plan.saved", plan, changes={"operations": [_op_label(op) for op in operations]})
+    return locked
+
+
+def delete_plan(*, actor: Actor, plan: DeploymentPlan) -> None:
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    with transaction.atomic():
+        deleted, _ = DeploymentPlan.objects.filter(pk=plan.pk, state__in=[P.SAVED]).delete()
+        if not deleted:
+            raise PlanRefused("Only saved plans can be deleted.")
+        _audit(actor, "plan.deleted", plan)
+
+
+def add_suggestion(*, actor: Actor, plan: DeploymentPlan, application: Application) -> DeploymentPlan:
+    """Add the missing producer a validation suggested (the version running in the source)."""
+    running = RunningVersion.objects.filter(environment=plan.source, application=application).first()
+    if running is None:
+        raise PlanRefused(f"{application.name} does not run in {plan.source.name}.")
+    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    ops = [op for op in ops if op.application.pk != application.pk] + [Operation(application, running.version)]
+    return update_plan(actor=actor, plan=plan, operations=ops, notes=plan.notes)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _run_stage(
+    plan: DeploymentPlan,
+    *,
+    expected: frozenset[str],
+    to: str,
+    kind: str,
+    actor: Actor,
+    reason: str,
+    audit_action: str,
+    refused: str,
+    fields: dict | None = None,
+) -> DeploymentPlan:
+    """Move the plan to a running state and queue its stage, in one transaction (the task is sent
+    on commit). Losing the compare-and-set to a plan that runs now is a double click, a second user
+    or a pipeline: "already running". Any other state means the button no longer applies."""
+    with transaction.atomic():
+        try:
+            moves.move_plan(plan, expected=expected, to=to, actor=actor, reason=reason, fields=fields)
+        except TransitionLost as exc:
+            if exc.current is not None and machine.is_running(exc.current):
+                raise AlreadyRunning("The deployment is already running.") from None
+            raise PlanRefused(f"The plan is {machine.label(exc.current or '').lower()}: {refused}") from None
+        queue.new_stage(plan, kind, requested_by=actor.user)
+        _audit(actor, audit_action, plan)
+    return plan
+
+
+def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
+    """Prepare (two-stage target) or Deploy Now (both stages back to back)."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    validation = validate_plan(plan)
+    if not validation.ok:
+        raise PlanInvalid(validation)
+    with transaction.atomic():
+        # Serialise starts on the same target; the partial unique index backs this up.
+        Environment.objects.select_for_update().get(pk=plan.target_id)
+        holder = moves.holder_of(plan.target_id, excluding=plan.pk)
+        if holder is not None:
+            raise TargetHeld(holder)
+        return _run_stage(
+            plan,
+            expected=frozenset({P.SAVED}),
+            to=P.PREPARING,
+            kind=StageKind.PREPARE,
+            actor=actor,
+            reason="Prepare Deployment" if plan.target.two_stage_deployments else "Deploy Now",
+            audit_action="plan.started",
+            refused="it cannot be started.",
+            fields={"started_at": timezone.now(), "started_by": actor.user},
+        )
+
+
+def window_sentence(target: Environment, now: dt.datetime) -> str:
+    window = target.window_at(now)
+    if window is None:
+        return f"{target.name} has no deployment window"
+    start = timezone.localtime(window[0], window[0].tzinfo)
+    return f"{target.name}'s window ({target.window_label()}) opens {start:%a %Y-%m-%d %H:%M %Z}"
+
+
+def continue_plan(
+    *, actor: Actor, plan: DeploymentPlan, override_reason: str = "", scheduled: bool = False
+) -> DeploymentPlan:
+    """Continue Deployment of a prepared (or suspended) plan; ``scheduled``: beat starting a
+    scheduled Continue, which applies only to a plan still scheduled.
+
+    Outside the target's deployment window: refused when the target enforces its window, unless
+    ``override_reason`` says why (kept in the audit trail); otherwise a warning in the plan's log.
+    """
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    plan.refresh_from_db()
+    target = plan.target
+    now = timezone.now()
+    if plan.is_running:
+        raise AlreadyRunning("The deployment is already running.")
+    if not plan.may_continue:
+        raise PlanRefused(f"The plan is {plan.state_label.lower()}: there is nothing to continue.")
+    outside = target.has_window and not target.window_open(now)
+    override_reason = (override_reason or "").strip()
+    if outside and target.enforce_window and not override_reason:
+        raise OutsideWindow(
+            f"Outside the deployment window: {window_sentence(target, now)}. "
+            "Schedule Continue for the window, or give a reason to continue now."
+        )
+    problems = check_still_valid(plan)
+    if problems:
+        raise PlanRefused("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
+    with transaction.atomic():
+        _run_stage(
+            plan,
+            expected=frozenset({P.SCHEDULED}) if scheduled else machine.CONTINUABLE,
+            to=P.CONTINUING,
+            kind=StageKind.CONTINUE,
+            actor=actor,
+            reason=("Scheduled Continue" if scheduled else "Continue Deployment")
+            + (f" outside the window: {override_reason}" if outside and override_reason else ""),
+            audit_action="plan.continued",
+            refused="there is nothing to continue.",
+            fields={
+                "continued_at": now,
+                "continued_by": actor.user,
+                "continue_scheduled_at": None,
+                "continue_scheduled_by": None,
+            },
+        )
+        if outside:
+            append_log(
+                plan,
+                "warning",
+                f"Continued outside the deployment window ({window_sentence(target, now)})"
+                + (f": {override_reason}" if override_reason else "."),
+            )
+            if override_reason:
+                _audit(actor, "plan.window_overridden", plan, message=override_reason)
+    return plan
+
+
+def schedule_continue(*, actor: Actor, plan: DeploymentPlan, at: dt.datetime | None = None) -> DeploymentPlan:
+    """Continue a prepared plan at ``at`` (default: the start of the target's next window)."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    plan.refresh_from_db()
+    if not plan.is_prepared:
+        raise PlanRefused("Only a prepared plan can have its Continue scheduled.")
+    now = timezone.now()
+    if at is None:
+        window = plan.target.window_at(now)
+        if window is None:
+            raise PlanRefused(f"{plan.target.name} has no deployment window: choose a time.")
+        if window[0] <= now:
+            raise PlanRefused("The deployment window is open now: Continue Deployment.")
+        at = window[0]
+    if at <= now:
+        raise PlanRefused("Choose a time in the future.")
+    if plan.target.enforce_window and plan.target.has_window and not plan.target.window_open(at):
+        raise OutsideWindow(
+            f"{timezone.localtime(at):%Y-%m-%d %H:%M} is outside {plan.target.name}'s deployment window."
+        )
+    expires = plan.expires_at
+    if expires is not None and at >= expires:
+        raise PlanRefused(
+            f"The prepared plan expires at {timezone.localtime(expires):%Y-%m-%d %H:%M}: choose an earlier time."
+        )
+    when = f"{timezone.localtime(at):%Y-%m-%d %H:%M %Z}"
+    with transaction.atomic():
+        try:
+            if plan.is_scheduled:
+                # Another time: the earlier schedule is cancelled first, both moves in the history.
+                moves.move_plan(
+                    plan,
+                    expected={P.SCHEDULED},
+                    to=P.PREPARED,
+                    actor=actor,
+                    reason="Scheduled Continue replaced",
+                    fields={"continue_scheduled_at": None, "continue_scheduled_by": None},
+                )
+            moves.move_plan(
+                plan,
+                expected={P.PREPARED},
+                to=P.SCHEDULED,
+                actor=actor,
+                reason=f"Continue scheduled for {when}",
+                fields={"continue_scheduled_at": at, "continue_scheduled_by": actor.user},
+            )
+        except TransitionLost:
+            raise PlanRefused("The plan moved on meanwhile: reload and try again.") from None
+        append_log(plan, "info", f"Continue scheduled for {when} by {actor.name}.")
+        _audit(actor, "plan.continue_scheduled", plan, changes={"continue_at": [None, at.isoformat()]})
+    return plan
+
+
+def cancel_scheduled_continue(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    with transaction.atomic():
+        try:
+            moves.move_plan(
+                plan,
+                expected={P.SCHEDULED},
+                to=P.PREPARED,
+                actor=actor,
+                reason="Scheduled Continue cancelled",
+                fields={"continue_scheduled_at": None, "continue_scheduled_by": None},
+            )
+        except TransitionLost:
+            plan.refresh_from_db()
+            return plan  # nothing scheduled (any more): nothing to cancel
+        append_log(plan, "info", f"Scheduled Continue cancelled by {actor.name}.")
+        _audit(actor, "plan.continue_unscheduled", plan)
+    return plan
+
+
+def run_scheduled_continues(*, now: dt.datetime | None = None) -> list[DeploymentPlan]:
+    """Continue the scheduled plans whose time has come, as the person who scheduled them. A
+    Continue that cannot start goes back to prepared, with the reason in the log and the history."""
+    now = now or timezone.now()
+    started = []
+    due = DeploymentPlan.objects.select_related("target", "continue_scheduled_by").filter(
+        state=P.SCHEDULED, continue_scheduled_at__lte=now
+    )
+    for plan in due:
+        user = plan.continue_scheduled_by
+        try:
+            if user is None:
+                raise PlanRefused("the person who scheduled it no longer exists")
+            continue_plan(actor=Actor.person(user), plan=plan, scheduled=True)
+        except AlreadyRunning:
+            continue  # another beat (or a person) continued it first
+        except (Refusal, PermissionDenied) as exc:
+            try:
+                moves.move_plan(
+                    plan,
+                    expected={P.SCHEDULED},
+                    to=P.PREPARED,
+                    actor=Actor.system("beat"),
+                    reason=f"The scheduled Continue did not start: {exc}",
+                    fields={"continue_scheduled_at": None, "continue_scheduled_by": None},
+                )
+            except TransitionLost:
+                continue
+            append_log(plan, "error", f"The scheduled Continue did not start: {exc}")
+            continue
+        started.append(plan)
+    return started
+
+
+def prepare_again(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
+    """Run Prepare again on a prepared or suspended plan (after the target changed)."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    validation = validate_plan(plan)
+    if not validation.ok:
+        raise PlanInvalid(validation)
+    return _run_stage(
+        plan,
+        expected=machine.PREPARABLE_AGAIN,
+        to=P.PREPARING,
+        kind=StageKind.PREPARE,
+        actor=actor,
+        reason="Prepare again",
+        audit_action="plan.prepared_again",
+        refused="it cannot be prepared again.",
+        fields={"continue_scheduled_at": None, "continue_scheduled_by": None},
+    )
+
+
+def abort_plan(*, actor: Actor, plan: DeploymentPlan, reason: str = "Abort") -> DeploymentPlan:
+    """Abort until the Continue stage changes the target (the point of no return)."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    plan.refresh_from_db()
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            if plan.is_waiting:
+                # Nothing runs: straight to aborted (pipelines read a lingering "aborting" as success).
+                moves.move_plan(
+                    plan,
+                    expected=machine.WAITING,
+                    to=P.ABORTED,
+                    actor=actor,
+                    reason=reason,
+                    fields={"aborted_at": now, "aborted_by": actor.user},
+                )
+            elif plan.state in machine.ABORT_ASKS_STAGE:
+                moves.move_plan(
+                    plan,
+                    expected=machine.ABORT_ASKS_STAGE,
+                    to=P.ABORTING,
+                    actor=actor,
+                    reason=reason,
+                    fields={"aborted_by": actor.user},
+                )
+                # If no stage actually runs (queued, or its worker is gone), finish the abort now.
+                if not moves.has_running_stage(plan):
+                    moves.cancel_queued_stages(plan, explanation="Aborted before it started.")
+                    moves.move_plan(
+                        plan,
+                        expected={P.ABORTING},
+                        to=P.ABORTED,
+                        actor=actor,
+                        reason="Aborted before the stage started",
+                        fields={"aborted_at": now},
+                    )
+            elif plan.state == P.ABORTING:
+                raise AlreadyRunning("The plan is already being aborted.")
+            elif plan.past_point_of_no_return:
+                raise PlanRefused("Too late to abort: Continue has changed the target (the point of no return).")
+            else:
+                raise PlanRefused(f"The plan is {plan.state_label.lower()}: it cannot be aborted.")
+        except TransitionLost:
+            plan.refresh_from_db()
+            if plan.past_point_of_no_return:
+                raise PlanRefused(
+                    "Too late to abort: Continue has changed the target (the point of no return)."
+                ) from None
+            raise PlanRefused("The plan moved on meanwhile: reload and try again.") from None
+        _audit(actor, "plan.aborted", plan)
+    return plan
+
+
+def retry_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
+    """An aborted plan goes back to saved, operations kept."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    try:
+        moves.move_plan(
+            plan,
+            expected={P.ABORTED},
+            to=P.SAVED,
+            actor=actor,
+            reason="Retry",
+            fields={"saved_at": timezone.now(), "point_of_no_return_at": None, "prepared_snapshot": {}},
+        )
+    except TransitionLost as exc:
+        raise PlanRefused(
+            f"The plan is {machine.label(exc.current or '').lower()}: only aborted plans can be retried."
+        ) from None
+    _audit(actor, "plan.retried", plan)
+    return plan
+
+
+def reuse_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
+    """A new saved plan with the same source, target and operations."""
+    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    return create_plan(actor=actor, source=plan.source, target=plan.target, operations=ops, notes=plan.notes)
+
+
+def expire_prepared_plans(*, now: dt.datetime | None = None) -> list[DeploymentPlan]:
+    """Prepared plans older than their target's limit expire and release the environment."""
+    now = now or timezone.now()
+    expired = []
+    candidates = DeploymentPlan.objects.select_related("target").filter(
+        state__in=machine.EXPIRABLE, prepared_at__isnull=False
+    )
+    for plan in candidates:
+        hours = plan.target.prepared_plan_ttl_hours
+        if plan.expires_at is None or plan.expires_at > now:
+            continue
+        try:
+            moves.move_plan(
+                plan,
+                expected=machine.EXPIRABLE,
+                to=P.ABORTED,
+                actor=Actor.system("beat"),
+                reason=f"Expired: not continued within {hours} hours of Prepare",
+                fields={"aborted_at": now},
+            )
+        except TransitionLost:
+            continue
+        append_log(plan, "warning", f"The prepared plan expired after {hours} hours.")
+        expired.append(plan)
+    return expired
+
+
+def _audit(actor: Actor, action: str, plan: DeploymentPlan, *, changes: dict | None = None, message: str = "") -> None:
+    audit.record(
+        actor=actor,
+        action=action,
+        object_type="plan",
+        object_key=plan.key,
+        object_label=str(plan),
+        environment_key=plan.target.key,
+        changes=changes,
+        message=message,
+    )

@@ -1,0 +1,228 @@
+"""The only writers of a plan's state and of a stage's status.
+
+``move_plan()`` performs one move of the plan map with a compare-and-set update
+(``filter(pk=…, state__in=expected).update(…)``: one row, or somebody else moved the plan first)
+and writes the Transition row in the same transaction; listeners registered at app start
+(notifications, …) hear about it once the move is committed. The stage functions below do the
+same for a stage's status: claim, finish, cancel, and declare a dead worker's stage lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.actors import Actor
+from core.refusals import Conflict, Refusal
+from deployments.models import DeploymentPlan, Stage, Transition
+from deployments.state import machine
+from deployments.state.machine import StageState
+
+logger = logging.getLogger(__name__)
+
+
+class TransitionLost(Conflict):
+    """The plan was not in an expected state: another click, user, pipeline or worker moved it first."""
+
+    def __init__(self, plan_id: int, expected: Iterable[str], wanted: str) -> None:
+        self.current = DeploymentPlan.objects.filter(pk=plan_id).values_list("state", flat=True).first()
+        wanted_label = machine.label(wanted).lower()
+        now = machine.label(self.current).lower() if self.current else "gone"
+        super().__init__(f"The plan is {now}: it cannot become {wanted_label} from there.")
+        self.expected = frozenset(expected)
+
+
+class TargetHeld(Refusal):
+    """Another plan holds the target environment."""
+
+    def __init__(self, holder: DeploymentPlan | None) -> None:
+        self.holder = holder
+        super().__init__(
+            f"{holder_label(holder)} holds the target environment; it must be continued, aborted or expire first."
+        )
+
+
+def holder_label(holder: DeploymentPlan | None) -> str:
+    if holder is None:
+        return "Another plan"
+    who = holder.started_by.username if holder.started_by else "unknown"
+    return f"Plan {holder.key} ({holder.state_label.lower()}, by {who})"
+
+
+def holder_of(environment_id: int, *, excluding: int | None = None) -> DeploymentPlan | None:
+    qs = DeploymentPlan.objects.select_related("started_by").filter(target_id=environment_id, state__in=machine.HOLDING)
+    if excluding is not None:
+        qs = qs.exclude(pk=excluding)
+    return qs.first()
+
+
+# --- listeners ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanMove:
+    plan_id: int
+    source: str
+    to: str
+    actor: Actor
+    reason: str
+
+
+PlanListener = Callable[[PlanMove], None]
+_listeners: list[PlanListener] = []
+
+
+def on_plan_move(listener: PlanListener) -> PlanListener:
+    """Register ``listener`` (at app start): it is called after each committed move of a plan.
+    A listener's failure is logged and never reaches the code that moved the plan."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def _tell_listeners(move: PlanMove) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(move)
+        except Exception:
+            logger.exception("listener %r failed on the move of plan %s to %s", listener, move.plan_id, move.to)
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+def move_plan(
+    plan: DeploymentPlan,
+    *,
+    to: str,
+    expected: Iterable[str],
+    actor: Actor,
+    reason: str = "",
+    extra_filter: Q | None = None,
+    fields: dict[str, Any] | None = None,
+) -> DeploymentPlan:
+    """Move ``plan`` from one of ``expected`` to ``to``; TransitionLost when it was not there.
+
+    ``extra_filter`` narrows the compare-and-set; ``fields`` are written in the same UPDATE. A move
+    into a holding state that another plan of the target already holds raises TargetHeld (the
+    database's partial unique index decides). The in-memory ``plan`` is refreshed.
+    """
+    expected_set = frozenset(expected)
+    for source in expected_set:
+        if not machine.plan_may_move(source, to):
+            raise ValueError(f"{source} -> {to} is not a move of the plan state map")
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to, **(fields or {})}
+    if machine.is_final(to):
+        values.setdefault("finished_at", now)
+    with transaction.atomic():
+        current = DeploymentPlan.objects.select_for_update().filter(pk=plan.pk).values_list("state", flat=True).first()
+        qs = DeploymentPlan.objects.filter(pk=plan.pk, state__in=expected_set)
+        if extra_filter is not None:
+            qs = qs.filter(extra_filter)
+        try:
+            with transaction.atomic():
+                moved = qs.update(**values)
+        except IntegrityError:
+            # The partial unique index on (target) for holding states: somebody else got there first.
+            raise TargetHeld(holder_of(plan.target_id, excluding=plan.pk)) from None
+        if moved != 1:
+            raise TransitionLost(plan.pk, expected_set, to)
+        Transition.objects.create(
+            plan_id=plan.pk,
+            from_state=current or "",
+            to_state=to,
+            actor=actor.user,
+            actor_name=actor.name,
+            reason=reason,
+        )
+        move = PlanMove(plan_id=plan.pk, source=current or "", to=to, actor=actor, reason=reason)
+        transaction.on_commit(lambda: _tell_listeners(move))
+    plan.refresh_from_db()
+    return plan
+
+
+# --- stages -------------------------------------------------------------------------------------
+
+
+def _move_stage(stage_id: int, *, expected: Iterable[str], to: str, extra: Q | None = None, **fields: Any) -> bool:
+    expected_set = frozenset(expected)
+    for source in expected_set:
+        if not machine.stage_may_move(source, to):
+            raise ValueError(f"{source} -> {to} is not a move of the stage state map")
+    qs = Stage.objects.filter(pk=stage_id, status__in=expected_set)
+    if extra is not None:
+        qs = qs.filter(extra)
+    return qs.update(status=to, **fields) == 1
+
+
+def claim_stage(stage_id: int, *, task_id: str = "", worker: str = "") -> Stage | None:
+    """Mark a queued stage running; None when it was already claimed (a redelivered message)."""
+    now = timezone.now()
+    if not _move_stage(
+        stage_id,
+        expected={StageState.QUEUED},
+        to=StageState.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        task_id=task_id[:64],
+        worker=worker[:200],
+    ):
+        return None
+    return Stage.objects.select_related("plan", "plan__target", "plan__source", "requested_by").get(pk=stage_id)
+
+
+def finish_stage(stage: Stage, to: str, *, explanation: str = "", traceback: str = "") -> bool:
+    """End a running stage: succeeded, failed (a sentence for people), errored (a traceback for
+    developers) or cancelled. False when it was no longer running (the reaper declared it lost)."""
+    if not machine.stage_may_move(StageState.RUNNING, to):
+        raise ValueError(f"a running stage cannot end {to}")
+    return _move_stage(
+        stage.pk,
+        expected={StageState.RUNNING},
+        to=to,
+        finished_at=timezone.now(),
+        explanation=explanation,
+        traceback=traceback,
+    )
+
+
+def cancel_queued_stages(plan: DeploymentPlan, *, explanation: str) -> int:
+    """Cancel the plan's stages that no worker took yet (an Abort before they started)."""
+    return Stage.objects.filter(plan=plan, status=StageState.QUEUED).update(
+        status=StageState.CANCELLED, finished_at=timezone.now(), explanation=explanation
+    )
+
+
+def has_running_stage(plan: DeploymentPlan) -> bool:
+    return Stage.objects.filter(plan=plan, status=StageState.RUNNING).exists()
+
+
+def lose_stage(stage: Stage, *, stale_before: dt.datetime, explanation: str) -> bool:
+    """The reaper's verdict on a running stage whose heartbeat stopped: errored, its worker gone.
+    False when it beat again or ended meanwhile."""
+    return _move_stage(
+        stage.pk,
+        expected={StageState.RUNNING},
+        to=StageState.ERRORED,
+        extra=Q(heartbeat_at__lt=stale_before),
+        finished_at=timezone.now(),
+        explanation=explanation,
+    )
+
+
+def stale_stages(*, stale_before: dt.datetime):
+    return Stage.objects.select_related("plan", "plan__target", "requested_by").filter(
+        status=StageState.RUNNING, heartbeat_at__lt=stale_before
+    )
+
+
+def queued_before(when: dt.datetime):
+    return Stage.objects.filter(status=StageState.QUEUED, queued_at__lt=when)
