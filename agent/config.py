@@ -36,6 +36,8 @@ class AgentConfig:
     broker_url: str
     console_url: str
     token: str
+    key: str
+    releases_root: Path
     max_archive_bytes: int
     max_unpacked_bytes: int
     download_timeout_s: int
@@ -50,6 +52,19 @@ def load() -> AgentConfig:
     token = _read("AGENT_TOKEN") or ("dev-agent-token" if dev else "")
     if not token:
         raise ConfigurationError("AGENT_TOKEN is not set: the agent needs it to download artifacts")
+    # The key the console signs this front-end's tasks with (shown once when the front-end is
+    # created, or when a new key is generated on its page).
+    key = _read("AGENT_KEY") or ""
+    if len(key) < 32:
+        raise ConfigurationError(
+            "AGENT_KEY is not set (or shorter than 32 characters): give the front-end's agent key, "
+            "shown by the console when the front-end was created"
+        )
+    # The one folder this agent works in; a message naming another one is refused.
+    raw_root = _read("AGENT_RELEASES_ROOT") or ""
+    if not raw_root or not os.path.isabs(raw_root):
+        raise ConfigurationError("AGENT_RELEASES_ROOT must be the absolute path of this front-end's releases folder")
+    releases_root = Path(os.path.realpath(raw_root))
     console_url = (_read("CONSOLE_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
     if not console_url.startswith(("http://", "https://")):
         raise ConfigurationError("CONSOLE_BASE_URL must be an http(s):// URL")
@@ -57,6 +72,8 @@ def load() -> AgentConfig:
         broker_url=broker_url,
         console_url=console_url,
         token=token,
+        key=key,
+        releases_root=releases_root,
         max_archive_bytes=_int("AGENT_MAX_ARCHIVE_BYTES", 512 * 1024 * 1024),
         max_unpacked_bytes=_int("AGENT_MAX_UNPACKED_BYTES", 2 * 1024 * 1024 * 1024),
         download_timeout_s=_int("AGENT_DOWNLOAD_TIMEOUT", 60),

@@ -1,5 +1,9 @@
 """The agent's tasks. Each takes everything it needs as arguments and returns a JSON-able dict.
 
+Each runs only once ``agent.guard`` has checked the console's signature. The releases folder is
+the agent's own (``AGENT_RELEASES_ROOT``): the console still says which folder it means
+(``releases_root``), and the guard refuses a message that names another one.
+
 A known failure (a refused archive, a digest mismatch, a console out of reach, a full disk, a
 failed health check) returns ``{"ok": False, "error": "<sentence>"}``; the console names the
 front-end when it reports it. Anything else is a bug and fails the task with its traceback.
@@ -18,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent import releases
+from agent import guard, releases
 from agent.celery import app, settings
 from agent.download import DownloadFailed, fetch_artifact
 
@@ -42,14 +46,14 @@ def ping() -> dict[str, Any]:
 
 
 @app.task(name="agent.upload")
-def upload(*, releases_root: str, application: str, version: str, sha256: str) -> dict[str, Any]:
+def upload(*, application: str, version: str, sha256: str, releases_root: str = "") -> dict[str, Any]:
     """Download a binary, check its digest, unpack it into releases/<application>/<release>/.
 
     Nothing that runs is touched: the release lands beside the current one, via a temporary folder
     renamed into place. A release already present with the same digest is not downloaded again.
     """
     started = time.monotonic()
-    root = Path(releases_root)
+    root = settings.releases_root
     try:
         release = releases.release_name(version, sha256)
         app_dir = releases.application_dir(root, application)
@@ -90,14 +94,27 @@ def upload(*, releases_root: str, application: str, version: str, sha256: str) -
     return {"ok": True, **result, "downloaded": True, "bytes": size, "seconds": time.monotonic() - started}
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A health URL answers itself: a redirect is an answer other than 200, never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def check_health(url: str, *, timeout_s: float) -> dict[str, Any]:
-    """GET ``url`` until it answers 200 or ``timeout_s`` passes (a server may take a moment to reload)."""
+    """GET ``url`` until it answers 200 or ``timeout_s`` passes (a server may take a moment to reload).
+
+    The agent token goes along, so that the front-end server tells its agent what fails."""
     started = time.monotonic()
     deadline = started + timeout_s
     last = "no answer"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.token}"})
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=max(0.2, min(2.0, deadline - time.monotonic()))) as response:
+            with _opener.open(request, timeout=max(0.2, min(2.0, deadline - time.monotonic()))) as response:
                 if response.status == 200:
                     return {"ok": True, "status": 200, "seconds": time.monotonic() - started}
                 last = f"HTTP {response.status}"
@@ -113,17 +130,17 @@ def check_health(url: str, *, timeout_s: float) -> dict[str, Any]:
 @app.task(name="agent.switch")
 def switch(
     *,
-    releases_root: str,
     switch_id: str,
     links: dict[str, str],
     health_url: str = "",
     health_timeout_s: float = 10.0,
+    releases_root: str = "",
 ) -> dict[str, Any]:
     """Point each application's ``current`` at its new release (one rename(2) each), touch the reload
     file, check the health URL. On a failed health check this front-end puts its links back itself
     and says so; the console then reverts the others."""
     started = time.monotonic()
-    root = Path(releases_root)
+    root = settings.releases_root
     try:
         with releases.front_end_lock(root):
             moved = releases.switch_links(root=root, switch_id=switch_id, links=links)
@@ -146,11 +163,12 @@ def switch(
 
 
 @app.task(name="agent.revert")
-def revert(*, releases_root: str, switch_id: str, before: dict[str, str | None] | None = None) -> dict[str, Any]:
+def revert(*, switch_id: str, before: dict[str, str | None] | None = None, releases_root: str = "") -> dict[str, Any]:
     started = time.monotonic()
+    root = settings.releases_root
     try:
-        with releases.front_end_lock(Path(releases_root)):
-            restored = releases.revert_links(root=Path(releases_root), switch_id=switch_id, before=before)
+        with releases.front_end_lock(root):
+            restored = releases.revert_links(root=root, switch_id=switch_id, before=before)
     except releases.ReleaseRefused as exc:
         return _failure(exc.message)
     except OSError as exc:
@@ -159,18 +177,27 @@ def revert(*, releases_root: str, switch_id: str, before: dict[str, str | None] 
 
 
 @app.task(name="agent.report")
-def report(*, releases_root: str) -> dict[str, Any]:
-    root = Path(releases_root)
+def report(*, releases_root: str = "") -> dict[str, Any]:
+    root = settings.releases_root
     if not root.is_dir():
-        return _failure(f"the releases folder {releases_root} does not exist")
-    return {"ok": True, "hostname": socket.gethostname(), "time": time.time(), **releases.report(root)}
+        return _failure(f"the releases folder {root} does not exist")
+    ledger = guard.Ledger(root)
+    return {
+        "ok": True,
+        "hostname": socket.gethostname(),
+        "time": time.time(),
+        **releases.report(root),
+        # What this agent refused (unsigned, forged, replayed or misdirected messages), latest last.
+        "refused": ledger.refusals()[-10:],
+        "refused_total": ledger.refused_total(),
+    }
 
 
 @app.task(name="agent.cleanup")
-def cleanup(*, releases_root: str, keep: int = 3) -> dict[str, Any]:
-    root = Path(releases_root)
+def cleanup(*, keep: int = 3, releases_root: str = "") -> dict[str, Any]:
+    root = settings.releases_root
     if not root.is_dir():
-        return _failure(f"the releases folder {releases_root} does not exist")
+        return _failure(f"the releases folder {root} does not exist")
     with releases.front_end_lock(root):
         removed = releases.cleanup(root, keep=keep)
     free = shutil.disk_usage(root).free

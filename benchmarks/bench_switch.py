@@ -33,7 +33,8 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from agent import releases  # noqa: E402
+from agent import releases, signing  # noqa: E402
+from core import encryption  # noqa: E402
 from deployments.steps import ListLog  # noqa: E402
 from deployments.steps.switch import switch_frontends  # noqa: E402
 from environments.models import FrontEnd  # noqa: E402
@@ -71,7 +72,15 @@ def main() -> None:
             v1, v2 = install(root, "1.0.0"), install(root, "2.0.0")
             releases.point_current(root, "hello", v1)
             queue = f"frontend.bench.{uuid.uuid4().hex[:8]}"
-            agent = Agent(queue=queue, redis_url=settings.REDIS_URL, console_url="http://127.0.0.1:9", token="bench")
+            key = signing.new_key()  # every task is signed with it, and every answer checked
+            agent = Agent(
+                queue=queue,
+                redis_url=settings.REDIS_URL,
+                console_url="http://127.0.0.1:9",
+                token="bench",
+                key=key,
+                releases_root=root,
+            )
             processes.append(agent.start())
             health_url = ""
             if options.health:
@@ -79,7 +88,14 @@ def main() -> None:
                 processes.append(server.start())
                 health_url = f"{server.url}/_health"
             frontends.append(
-                FrontEnd(name=f"fe{n + 1}", queue=queue, releases_root=str(root), health_url=health_url, enabled=True)
+                FrontEnd(
+                    name=f"fe{n + 1}",
+                    queue=queue,
+                    releases_root=str(root),
+                    health_url=health_url,
+                    enabled=True,
+                    agent_key_encrypted=encryption.encrypt(key),
+                )
             )
         for process in processes:
             if isinstance(process, Agent):

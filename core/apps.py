@@ -15,4 +15,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Receivers of sign-in, sign-out, failed sign-in and lockout: audit rows.
-        from core import signin  # noqa: F401
+        from core import (
+            checks,  # noqa: F401 - registers the system checks of the console's settings
+            signin,  # noqa: F401
+        )

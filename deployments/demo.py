@@ -6,6 +6,8 @@ Running it twice changes nothing: every piece is looked up by name before it is 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -44,18 +46,101 @@ def _server_params(dbname: str) -> dict:
     }
 
 
-def ensure_app_database(name: str) -> str:
-    """Create the environment's application database on the console's server; return its DSN."""
-    params = _server_params("postgres")
-    conn = psycopg2.connect(**params)
+def _admin(dbname: str = "postgres"):
+    conn = psycopg2.connect(**_server_params(dbname))
     conn.autocommit = True
+    return conn
+
+
+def demo_names(environment: str) -> dict[str, str]:
+    """The application database and the two roles of a demo environment, named after the console's
+    database so that two consoles on one PostgreSQL (a developer's and the tests') never share them."""
+    console = settings.DATABASES["default"]["NAME"]
+    env = environment.lower()
+    return {
+        "database": f"{console}_app_{env}",
+        "deployer": f"{console}_{env}_deployer",
+        "application": f"{console}_{env}_app",
+    }
+
+
+def _dsn(role: str, password: str, dbname: str) -> str:
+    p = _server_params(dbname)
+    return f"postgres://{role}:{password}@{p['host']}:{p['port']}/{dbname}"
+
+
+def ensure_app_database(environment: str, *, secrets_dir: Path | None = None) -> str:
+    """Create the environment's application database and its roles on the console's server; return
+    the deployment connection (DSN).
+
+    * the deployer role owns the application database and nothing else: no superuser, no CREATEROLE,
+      no CREATEDB (Prepare rehearses on the console's own rehearsal server, never on this one);
+    * the application role (the deployed applications' connection) may only read and write the rows
+      of the tables the deployer creates: it creates nothing;
+    * neither may connect to the console's database, nor to another environment's.
+
+    The applications' connection is written to ``secrets_dir/<environment>.app.dsn`` (mode 0600) for
+    the front-end servers (``manage.py frontend_processes --secrets-dir``).
+    """
+    names = demo_names(environment)
+    deployer, application, database = names["deployer"], names["application"], names["database"]
+    deployer_password = secrets.token_urlsafe(24)
+    conn = _admin()
     with conn.cursor() as cur:
-        cur.execute("select 1 from pg_database where datname = %s", [name])
+        cur.execute("select rolname from pg_roles where rolname in (%s, %s)", [deployer, application])
+        existing = {row[0] for row in cur.fetchall()}
+        for role, attributes in (
+            (deployer, "login nosuperuser nocreaterole nocreatedb noreplication nobypassrls"),
+            (application, "login nosuperuser nocreaterole nocreatedb noreplication nobypassrls"),
+        ):
+            verb = "alter" if role in existing else "create"
+            cur.execute(sql.SQL(f"{verb} role {{}} {attributes}").format(sql.Identifier(role)))
+        cur.execute(sql.SQL("alter role {} password %s").format(sql.Identifier(deployer)), [deployer_password])
+        cur.execute("select 1 from pg_database where datname = %s", [database])
         if cur.fetchone() is None:
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            cur.execute(
+                sql.SQL("create database {} owner {}").format(sql.Identifier(database), sql.Identifier(deployer))
+            )
+        # By default every role may connect to every database: not here.
+        for db in (database, settings.DATABASES["default"]["NAME"]):
+            cur.execute(sql.SQL("revoke connect, temporary on database {} from public").format(sql.Identifier(db)))
+        cur.execute(
+            sql.SQL("grant connect on database {} to {}").format(sql.Identifier(database), sql.Identifier(application))
+        )
     conn.close()
-    auth = params["user"] + (f":{params['password']}" if params["password"] else "")
-    return f"postgres://{auth}@{params['host']}:{params['port']}/{name}"
+    conn = _admin(database)
+    with conn.cursor() as cur:
+        cur.execute("revoke create on schema public from public")
+        # What the deployer creates later (schemas, tables, sequences), the applications may use.
+        for statement in (
+            "alter default privileges for role {deployer} grant usage on schemas to {application}",
+            "alter default privileges for role {deployer} grant select, insert, update, delete on tables to {application}",
+            "alter default privileges for role {deployer} grant usage, select on sequences to {application}",
+        ):
+            cur.execute(
+                sql.SQL(statement).format(deployer=sql.Identifier(deployer), application=sql.Identifier(application))
+            )
+    conn.close()
+    if secrets_dir is not None:
+        write_application_dsn(environment, secrets_dir=secrets_dir)
+    return _dsn(deployer, deployer_password, database)
+
+
+def write_application_dsn(environment: str, *, secrets_dir: Path) -> Path:
+    """A new password for the environment's application role, and its connection in a file only this
+    user can read."""
+    names = demo_names(environment)
+    password = secrets.token_urlsafe(24)
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("alter role {} password %s").format(sql.Identifier(names["application"])), [password])
+    conn.close()
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = secrets_dir / f"{environment.lower()}.app.dsn"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(_dsn(names["application"], password, names["database"]))
+    return path
 
 
 def ensure_user(username: str, *, infra_admin: bool = False, staff: bool = False) -> User:
@@ -68,7 +153,7 @@ def ensure_user(username: str, *, infra_admin: bool = False, staff: bool = False
     return user
 
 
-def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environment]:
+def load_environments(*, frontends_root: Path, secrets_dir: Path | None = None, log=print) -> dict[str, Environment]:
     admin_user = ensure_user("admin", infra_admin=True, staff=True)
     if not admin_user.is_superuser:
         admin_user.is_superuser = True
@@ -80,7 +165,7 @@ def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environme
     for order, (name, kind, two_stage, port) in enumerate(DEMO_ENVIRONMENTS, start=1):
         env = Environment.objects.filter(name=name).first()
         if env is None:
-            dsn = ensure_app_database(f"lifetime_app_{name.lower()}")
+            dsn = ensure_app_database(name, secrets_dir=secrets_dir)
             env = env_services.save_environment(
                 actor=admin,
                 data={
@@ -99,6 +184,8 @@ def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environme
                 app_db_dsn=dsn,
             )
             log(f"created environment {name}")
+        elif secrets_dir is not None and not (secrets_dir / f"{name.lower()}.app.dsn").exists():
+            write_application_dsn(name, secrets_dir=secrets_dir)
         for n in (1, 2):
             if not env.frontends.filter(name=f"fe{n}").exists():
                 env_services.save_frontend(
@@ -112,6 +199,11 @@ def load_environments(*, frontends_root: Path, log=print) -> dict[str, Environme
                         "enabled": True,
                     },
                 )
+        # Front-ends of a demo loaded before agents had keys: give them one (frontend_processes
+        # hands it to their agents).
+        for frontend in env.frontends.filter(agent_key_encrypted=""):
+            env_services.new_agent_key(actor=admin, frontend=frontend)
+            log(f"generated the agent key of {frontend}")
         env_services.set_access(actor=admin, user=release, environment=env, level=AccessLevel.DEPLOY)
         env_services.set_access(actor=admin, user=ops, environment=env, level=AccessLevel.VIEW)
         envs[name] = env

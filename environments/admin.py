@@ -20,6 +20,14 @@ class ReadOnlyAdmin:
 class FrontEndInline(ReadOnlyAdmin, admin.TabularInline):
     model = FrontEnd
     extra = 0
+    # Folders, queues and URLs are checked by the environment pages (environments.services): no
+    # other environment's folder, a queue of this environment, a health URL on the front-end's own
+    # host. Here they can only be read.
+    readonly_fields = ("queue", "releases_root", "base_url", "health_url")
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Environment)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from celery import states
 from celery.result import AsyncResult
 from django.utils import timezone
 
+from agent import signing
 from environments.models import Environment, FrontEnd
 
 logger = logging.getLogger(__name__)
@@ -68,11 +70,32 @@ class AgentCall:
 
 
 def send(call: AgentCall, *, expires_in_s: float | None = None) -> AgentCall:
-    """Send ``call`` to its front-end's queue. With ``expires_in_s``, an agent that receives it later
-    (it was stopped, it is busy) discards it instead of running it after the console gave up."""
+    """Send ``call`` to its front-end's queue, signed with that front-end's key (agent.signing). With
+    ``expires_in_s``, an agent that receives it later (it was stopped, it is busy) discards it instead
+    of running it after the console gave up; without, the signature still expires after a week."""
     call.sent_at = time.monotonic()
+    key = call.frontend.agent_key()
+    if not key:
+        call.error = "has no agent key: generate one on its page and give it to its agent"
+        return call
+    task_id = str(uuid.uuid4())
+    validity = signing.DEFAULT_VALIDITY_S if expires_in_s is None else max(expires_in_s, signing.MIN_VALIDITY_S)
+    auth = signing.sign(
+        key=key,
+        task=call.task,
+        task_id=task_id,
+        queue=call.frontend.queue,
+        kwargs=call.kwargs,
+        expires_at=int(time.time() + validity) + 1,
+    )
     call.result = app.send_task(
-        call.task, kwargs=call.kwargs, queue=call.frontend.queue, expires=expires_in_s, ignore_result=False
+        call.task,
+        kwargs=call.kwargs,
+        queue=call.frontend.queue,
+        expires=expires_in_s,
+        ignore_result=False,
+        task_id=task_id,
+        headers={signing.HEADER: auth},
     )
     return call
 
@@ -134,8 +157,15 @@ def _collect(call: AgentCall) -> None:
     assert call.result is not None
     call.answered_at = time.monotonic()
     if call.result.successful():
-        value = call.result.result
-        call.answer = value if isinstance(value, dict) else {"ok": False, "error": f"unexpected answer {value!r}"}
+        try:
+            call.answer = signing.verify_answer(
+                key=call.frontend.agent_key(), task_id=call.result.id, answer=call.result.result
+            )
+        except signing.SignatureRefused as exc:
+            # Not its agent's answer: written into the result backend by someone else, or sent by an
+            # agent that has another key. Believe nothing of it.
+            logger.warning("front-end %s: %s (task %s)", call.frontend, exc.reason, call.task)
+            call.error = exc.reason
     else:
         # A bug in the agent (not a known refusal): keep its message, the traceback stays in its log.
         call.error = f"its agent failed: {call.result.result!r}"

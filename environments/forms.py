@@ -25,6 +25,12 @@ class EnvironmentForm(forms.ModelForm):
         help_text="postgres://user:password@host:5432/database — write-only: leave empty to keep the stored one.",
     )
     clear_app_db = forms.BooleanField(required=False, label="Remove the stored connection")
+    confirm_privileged_role = forms.BooleanField(
+        required=False,
+        label="Accept a role with more rights than a deployment needs",
+        help_text="Infra admins only, and audited: a superuser, or a role that may create roles, run programs "
+        "or read and write files on the database server.",
+    )
 
     class Meta:
         model = Environment

@@ -56,6 +56,9 @@ class Environment(models.Model):
     app_db_summary = models.CharField(
         max_length=200, blank=True, editable=False, help_text="host:port/database, without credentials"
     )
+    # Which database the connection reaches, as its server says (system identifier / database OID):
+    # two environments never share one (environments.databases).
+    app_db_identity = models.CharField(max_length=80, blank=True, editable=False)
     sql_lock_timeout_ms = models.PositiveIntegerField(default=5000)
     sql_statement_timeout_ms = models.PositiveIntegerField(default=300000)
     build_indexes_during_prepare = models.BooleanField(
@@ -136,6 +139,9 @@ class FrontEnd(models.Model):
     enabled = models.BooleanField(default=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_report = models.JSONField(default=dict, blank=True)
+    # The key the console signs this front-end's agent tasks with (agent.signing): a secret,
+    # encrypted at rest, shown once when it is generated.
+    agent_key_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -144,6 +150,20 @@ class FrontEnd(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment.name}/{self.name}"
+
+    @property
+    def has_agent_key(self) -> bool:
+        return bool(self.agent_key_encrypted)
+
+    def agent_key(self) -> str:
+        """The decrypted agent key. Never log it, never put it in a page after the one that shows it once."""
+        if not self.agent_key_encrypted:
+            return ""
+        return encryption.decrypt(self.agent_key_encrypted)
+
+    def refusals(self) -> list[dict]:
+        """What its agent refused lately (unsigned, forged, replayed, misdirected messages), newest first."""
+        return list(reversed((self.last_report or {}).get("refused") or []))
 
 
 class AccessLevel(models.IntegerChoices):

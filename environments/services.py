@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import psycopg2
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.text import slugify
 from psycopg2.extensions import parse_dsn
 
-from core import audit, encryption
+from agent import signing
+from core import audit, encryption, outbound
 from core.actors import Actor
 from core.refusals import Refusal
+from environments import access, databases, folders
 from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
 
 ENVIRONMENT_FIELDS = (
@@ -80,20 +80,22 @@ def connection_summary(params: dict[str, str]) -> str:
     return f"{who}{host}:{port}/{params.get('dbname')}"
 
 
-def check_connection(dsn: str, *, timeout_s: int = 5) -> ConnectionCheck:
-    """Really connect and run a query; say what failed without echoing the secret."""
+def check_connection(
+    dsn: str, *, environment: Environment | None = None, timeout_s: int = databases.CONNECT_TIMEOUT_S
+) -> ConnectionCheck:
+    """Really connect and ask the server who it is; say what failed without echoing the secret, and
+    whether the connection could be saved for ``environment`` (environments.databases)."""
     try:
         params = parse_connection(dsn)
+        view = databases.inspect(dsn, summary=connection_summary(params), timeout_s=timeout_s)
+        databases.refuse_shared(view, others=Environment.objects.exclude(pk=getattr(environment, "pk", None)))
     except InvalidInput as exc:
         return ConnectionCheck(False, exc.message)
-    try:
-        with psycopg2.connect(dsn, connect_timeout=timeout_s) as conn, conn.cursor() as cur:
-            cur.execute("select current_setting('server_version'), current_database()")
-            version, database = cur.fetchone()
-        conn.close()
-    except psycopg2.Error as exc:
-        return ConnectionCheck(False, f"Cannot connect to {connection_summary(params)}: {_first_line(exc)}")
-    return ConnectionCheck(True, f"Connected to {database} on PostgreSQL {version}.")
+    except databases.ConnectionRefused as exc:
+        return ConnectionCheck(False, exc.message)
+    if view.privileges:
+        return ConnectionCheck(False, databases.privileged_message(view))
+    return ConnectionCheck(True, f"Connected to {view.database} on PostgreSQL {view.version} as {view.role}.")
 
 
 def _first_line(exc: Exception) -> str:
@@ -123,18 +125,43 @@ def _validate_window(data: dict[str, Any]) -> None:
         raise InvalidInput("Unknown day of the week.", field="window_days")
 
 
+def _inspect_connection(dsn: str, params: dict[str, str]) -> databases.ServerView:
+    try:
+        return databases.inspect(dsn, summary=connection_summary(params))
+    except databases.ConnectionRefused as exc:
+        raise InvalidInput(exc.message, field="app_db_dsn") from None
+
+
 def save_environment(
-    *, actor: Actor, data: dict[str, Any], environment: Environment | None = None, app_db_dsn: str | None = None
+    *,
+    actor: Actor,
+    data: dict[str, Any],
+    environment: Environment | None = None,
+    app_db_dsn: str | None = None,
+    confirm_privileged_role: bool = False,
 ) -> Environment:
-    """Create or update an environment. ``app_db_dsn`` None keeps the stored connection, "" clears it."""
+    """Create or update an environment. ``app_db_dsn`` None keeps the stored connection, "" clears it.
+
+    A new connection must reach a database of this environment's own (environments.databases); a
+    role with more rights than a deployment needs is accepted only when an infra admin confirms it.
+    """
     _validate_window(data)
+    view = None
     if app_db_dsn:
         params = parse_connection(app_db_dsn)
-        check = check_connection(app_db_dsn)
-        if not check.ok:
-            raise InvalidInput(check.message, field="app_db_dsn")
+        view = _inspect_connection(app_db_dsn, params)
+        if view.privileges and not (confirm_privileged_role and access.is_infra_admin(actor.user)):
+            raise InvalidInput(databases.privileged_message(view), field="app_db_dsn")
     creating = environment is None
     with transaction.atomic():
+        if view is not None:
+            # Two managers saving the same database for two environments at once: one waits.
+            with connection.cursor() as cur:
+                cur.execute("select pg_advisory_xact_lock(hashtext('lifetime.environment.app_db'))")
+            try:
+                databases.refuse_shared(view, others=Environment.objects.exclude(pk=getattr(environment, "pk", None)))
+            except databases.ConnectionRefused as exc:
+                raise InvalidInput(exc.message, field="app_db_dsn") from None
         if creating:
             environment = Environment()
             before: dict[str, Any] = {}
@@ -150,12 +177,14 @@ def save_environment(
                 setattr(environment, name, data[name])
         environment.window_days = sorted(set(environment.window_days or []))
         if app_db_dsn is not None:
-            if app_db_dsn:
+            if app_db_dsn and view is not None:
                 environment.app_db_dsn_encrypted = encryption.encrypt(app_db_dsn.strip())
                 environment.app_db_summary = connection_summary(params)
+                environment.app_db_identity = view.identity
             else:
                 environment.app_db_dsn_encrypted = ""
                 environment.app_db_summary = ""
+                environment.app_db_identity = ""
         environment.save()
         changes = audit.diff(before, _snapshot(environment), secret_fields=frozenset({"app_db"}))
         audit.record(
@@ -167,6 +196,16 @@ def save_environment(
             environment_key=environment.key,
             changes=changes,
         )
+        if view is not None and view.privileges:
+            audit.record(
+                actor=actor,
+                action="environment.privileged_role_confirmed",
+                object_type="environment",
+                object_key=environment.key,
+                object_label=environment.name,
+                environment_key=environment.key,
+                message=f"Accepted the role {view.role} for the application database: {'; '.join(view.privileges)}.",
+            )
     return environment
 
 
@@ -177,41 +216,56 @@ def default_queue(environment: Environment, name: str) -> str:
     return f"frontend.{slugify(environment.name)}.{slugify(name)}"
 
 
-def _prepare_folder(path: str) -> None:
-    folder = Path(path)
-    if not folder.is_absolute() or ".." in folder.parts:
-        raise InvalidInput("The releases folder must be an absolute path without '..'.", field="releases_root")
+def _check_health_url(data: dict[str, Any]) -> None:
+    """A health URL is on the front-end's own host, and not somewhere the console must not call."""
+    health_url = (data.get("health_url") or "").strip()
+    if not health_url:
+        return
+    if not data.get("base_url"):
+        raise InvalidInput(
+            "Give the front-end's URL first: its health URL must be on the same host.", field="health_url"
+        )
+    if not outbound.same_host(health_url, data["base_url"]):
+        raise InvalidInput(
+            "The health URL must be on the front-end's own host (the host of its URL).", field="health_url"
+        )
     try:
-        (folder / "releases").mkdir(parents=True, exist_ok=True)
-        probe = folder / ".lifetime-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise InvalidInput(f"Cannot create the folder {path}: {reason}.", field="releases_root") from None
+        outbound.check_url(health_url, what="The health URL")
+    except outbound.OutboundRefused as exc:
+        raise InvalidInput(exc.message, field="health_url") from None
 
 
 def save_frontend(
     *, actor: Actor, environment: Environment, data: dict[str, Any], frontend: FrontEnd | None = None
 ) -> FrontEnd:
+    """Create or change a front-end. A new front-end gets its agent key (agent.signing), kept
+    encrypted: the creating page shows it once (``FrontEnd.agent_key()``)."""
     creating = frontend is None
     data = dict(data)
     data["queue"] = (data.get("queue") or "").strip() or default_queue(environment, data["name"])
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", data["queue"]):
-        raise InvalidInput("A queue name may hold letters, digits, '.', '-' and '_'.", field="queue")
-    data["releases_root"] = os.path.normpath(data["releases_root"].strip()) if data.get("releases_root") else ""
+    try:
+        folders.check_queue(data["queue"], environment_name=environment.name)
+    except folders.FolderRefused as exc:
+        raise InvalidInput(exc.message, field="queue") from None
+    _check_health_url(data)
     with transaction.atomic():
+        # Folders are compared with every other front-end's: one check at a time.
+        with connection.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(hashtext('lifetime.frontend.folder'))")
         others = FrontEnd.objects.exclude(pk=getattr(frontend, "pk", None))
+        try:
+            data["releases_root"] = folders.check_folder(
+                data.get("releases_root") or "", others=others.values_list("releases_root", flat=True)
+            )
+        except folders.FolderRefused as exc:
+            raise InvalidInput(exc.message, field="releases_root") from None
         if others.filter(environment=environment, name__iexact=data["name"]).exists():
             raise InvalidInput(f"{environment.name} already has a front-end named {data['name']!r}.", field="name")
         if others.filter(queue=data["queue"]).exists():
             raise InvalidInput(f"The queue {data['queue']!r} is used by another front-end.", field="queue")
-        if others.filter(releases_root=data["releases_root"]).exists():
-            raise InvalidInput("Another front-end already uses this releases folder.", field="releases_root")
-        _prepare_folder(data["releases_root"])
         before = {} if creating else {n: getattr(frontend, n) for n in FRONTEND_FIELDS}
         if creating:
-            frontend = FrontEnd(environment=environment)
+            frontend = FrontEnd(environment=environment, agent_key_encrypted=encryption.encrypt(signing.new_key()))
         for name in FRONTEND_FIELDS:
             if name in data:
                 setattr(frontend, name, data[name])
@@ -223,9 +277,31 @@ def save_frontend(
             object_key=frontend.key,
             object_label=str(frontend),
             environment_key=environment.key,
-            changes=audit.diff(before, {n: getattr(frontend, n) for n in FRONTEND_FIELDS}),
+            changes={
+                **audit.diff(before, {n: getattr(frontend, n) for n in FRONTEND_FIELDS}),
+                **({"agent_key": audit.SECRET_MARK} if creating else {}),
+            },
         )
     return frontend
+
+
+def new_agent_key(*, actor: Actor, frontend: FrontEnd) -> str:
+    """Replace a front-end's agent key and return the new one (to show once). From now on its agent
+    refuses everything until it is given the new key."""
+    key = signing.new_key()
+    with transaction.atomic():
+        FrontEnd.objects.filter(pk=frontend.pk).update(agent_key_encrypted=encryption.encrypt(key))
+        audit.record(
+            actor=actor,
+            action="frontend.agent_key_generated",
+            object_type="frontend",
+            object_key=frontend.key,
+            object_label=str(frontend),
+            environment_key=frontend.environment.key,
+            changes={"agent_key": audit.SECRET_MARK},
+        )
+    frontend.refresh_from_db()
+    return key
 
 
 def set_frontend_enabled(*, actor: Actor, frontend: FrontEnd, enabled: bool) -> FrontEnd:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<uuid:key>/frontends/new/", views.frontend_create, name="frontend_create"),
     path("frontends/<uuid:key>/edit/", views.frontend_edit, name="frontend_edit"),
     path("frontends/<uuid:key>/enabled/", views.frontend_set_enabled, name="frontend_set_enabled"),
+    path("frontends/<uuid:key>/agent-key/", views.frontend_new_key, name="frontend_new_key"),
 ]

@@ -61,7 +61,10 @@ def environment_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             environment = services.save_environment(
-                actor=Actor.person(request.user), data=form.environment_data(), app_db_dsn=form.app_db_change()
+                actor=Actor.person(request.user),
+                data=form.environment_data(),
+                app_db_dsn=form.app_db_change(),
+                confirm_privileged_role=form.cleaned_data.get("confirm_privileged_role", False),
             )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
@@ -82,6 +85,7 @@ def environment_edit(request: HttpRequest, key) -> HttpResponse:
                 environment=environment,
                 data=form.environment_data(),
                 app_db_dsn=form.app_db_change(),
+                confirm_privileged_role=form.cleaned_data.get("confirm_privileged_role", False),
             )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
@@ -96,10 +100,15 @@ def environment_edit(request: HttpRequest, key) -> HttpResponse:
 def test_connection(request: HttpRequest, key) -> HttpResponse:
     environment = _environment_for(request, key, AccessLevel.MANAGE)
     typed = (request.POST.get("app_db_dsn") or "").strip()
-    if typed:
-        check = services.check_connection(typed)
+    if typed and not access.is_infra_admin(request.user):
+        # Trying any address from the console's network is a port scanner: only for infra admins.
+        check = services.ConnectionCheck(
+            False, "Only infra admins test a connection before it is saved: save it, then test the saved one."
+        )
+    elif typed:
+        check = services.check_connection(typed, environment=environment)
     elif environment.has_app_db:
-        check = services.check_connection(environment.app_db_dsn())
+        check = services.check_connection(environment.app_db_dsn(), environment=environment)
     else:
         check = services.ConnectionCheck(False, "No connection string: type one, or save one first.")
     return render(request, "environments/_connection_check.html", {"check": check})
@@ -111,13 +120,35 @@ def frontend_create(request: HttpRequest, key) -> HttpResponse:
     form = FrontEndForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.save_frontend(actor=Actor.person(request.user), environment=environment, data=form.cleaned_data)
+            frontend = services.save_frontend(
+                actor=Actor.person(request.user), environment=environment, data=form.cleaned_data
+            )
         except services.InvalidInput as exc:
             _apply_service_error(form, exc)
         else:
-            messages.success(request, f"Front-end {form.cleaned_data['name']} added.")
-            return redirect("environments:detail", key=environment.key)
+            return _show_agent_key(request, frontend, frontend.agent_key(), created=True)
     return render(request, "environments/frontend_form.html", {"form": form, "environment": environment})
+
+
+def _show_agent_key(request: HttpRequest, frontend: FrontEnd, key: str, *, created: bool) -> HttpResponse:
+    # Shown in this answer only: it is kept encrypted, never shown again, and no redirect carries it
+    # through a session.
+    response = render(
+        request,
+        "environments/frontend_key.html",
+        {"frontend": frontend, "environment": frontend.environment, "key": key, "created": created},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def frontend_new_key(request: HttpRequest, key) -> HttpResponse:
+    frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
+    _environment_for(request, frontend.environment.key, AccessLevel.MANAGE)
+    agent_key = services.new_agent_key(actor=Actor.person(request.user), frontend=frontend)
+    return _show_agent_key(request, frontend, agent_key, created=False)
 
 
 @login_required

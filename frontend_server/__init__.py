@@ -7,13 +7,18 @@ Every request resolves ``releases/<app>/current`` again (one readlink), so a swi
 without a restart; the application object of each resolved release folder is loaded once and kept,
 so a request that started on a release finishes on it even if the link moves meanwhile.
 Also serves ``/_health`` (200 when every current release loads) and ``/_lifetime/releases`` (JSON).
+What runs and what fails (versions, digests, folders, errors) is told only to the agent (its
+``Authorization: Bearer <AGENT_TOKEN>``) and to this host (loopback): anyone else gets the health
+status code alone, and a 403 for ``/_lifetime/``.
 
 No Django here: it runs on a front-end host beside the agent.
 """
 
 from __future__ import annotations
 
+import hmac
 import importlib
+import ipaddress
 import json
 import os
 import sys
@@ -44,8 +49,9 @@ class ReleaseLoadError(Exception):
 
 
 class FrontEndServer:
-    def __init__(self, releases_root: Path) -> None:
+    def __init__(self, releases_root: Path, *, status_token: str = "") -> None:
         self.root = Path(releases_root)
+        self.status_token = status_token
         self._loaded: dict[str, OrderedDict[str, LoadedRelease]] = {}
         self._lock = threading.Lock()
 
@@ -121,9 +127,13 @@ class FrontEndServer:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path == "/_health":
-            return self._health(start_response)
-        if path == "/_lifetime/releases":
-            return _json(start_response, "200 OK", self.describe())
+            return self._health(start_response, details=self.may_see_status(environ))
+        if path == "/_lifetime" or path.startswith("/_lifetime/"):
+            if not self.may_see_status(environ):
+                return _text(start_response, "403 Forbidden", "Only this host and its agent may see this.\n")
+            if path == "/_lifetime/releases":
+                return _json(start_response, "200 OK", self.describe())
+            return _text(start_response, "404 Not Found", f"No status at {path}\n")
         best: tuple[LoadedRelease, str] | None = None
         for application, folder in self.current_folders().items():
             try:
@@ -144,7 +154,17 @@ class FrontEndServer:
         environ["lifetime.release"] = loaded.folder.name
         return loaded.wsgi(environ, start_response)
 
-    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def may_see_status(self, environ: dict[str, Any]) -> bool:
+        """The agent (its token) or a process of this host (loopback)."""
+        given = environ.get("HTTP_AUTHORIZATION") or ""
+        if self.status_token and hmac.compare_digest(given.encode(), f"Bearer {self.status_token}".encode()):
+            return True
+        try:
+            return ipaddress.ip_address((environ.get("REMOTE_ADDR") or "").split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def _health(self, start_response: Callable[..., Any], *, details: bool) -> Iterable[bytes]:
         problems = []
         for application, folder in self.current_folders().items():
             try:
@@ -152,7 +172,10 @@ class FrontEndServer:
             except ReleaseLoadError as exc:
                 problems.append(f"{application}: {exc}")
         if problems:
-            return _json(start_response, "503 Service Unavailable", {"status": "failing", "problems": problems})
+            body: dict[str, Any] = {"status": "failing"}
+            if details:
+                body["problems"] = problems
+            return _json(start_response, "503 Service Unavailable", body)
         return _json(start_response, "200 OK", {"status": "ok"})
 
     def describe(self) -> dict[str, Any]:
@@ -199,4 +222,8 @@ def make_app(releases_root: str | None = None) -> FrontEndServer:
     dsn_file = os.environ.get("LIFETIME_APP_DB_DSN_FILE")
     if dsn_file:
         os.environ["LIFETIME_APP_DB_DSN"] = Path(dsn_file).read_text().strip()
-    return FrontEndServer(Path(root))
+    # The agent's token, as the agent reads it (AGENT_TOKEN or AGENT_TOKEN_FILE): the agent shows it
+    # when it checks health. Without it, only this host sees the status.
+    token_file = os.environ.get("AGENT_TOKEN_FILE")
+    token = Path(token_file).read_text().strip() if token_file else os.environ.get("AGENT_TOKEN", "")
+    return FrontEndServer(Path(root), status_token=token)

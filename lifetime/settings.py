@@ -7,6 +7,7 @@ A bad value fails loudly at start-up rather than half-working later.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from pathlib import Path
 
@@ -263,10 +264,33 @@ ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", str(BASE_DIR / "var" / "artifacts")))
 CONSOLE_BASE_URL = env("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 # Releases each front-end keeps per application after a Continue (never fewer than current + previous).
 RELEASES_KEPT = max(2, env_int("RELEASES_KEPT", 5))
+# Networks the console may call on the inside (webhook targets, front-ends' health URLs), e.g.
+# 10.0.0.0/8: anything not public is refused otherwise (core.outbound). Tests and the demo
+# allow loopback; cloud metadata addresses are refused whatever this says.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", "")
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a network (write it like 10.0.0.0/8)"
+        ) from None
 # Bearer token that front-end agents present to download artifacts.
 AGENT_TOKEN = env("AGENT_TOKEN") or ("dev-agent-token" if SECRET_KEY == _DEV_SECRET else None)
 if not AGENT_TOKEN:
     raise ImproperlyConfigured("AGENT_TOKEN is not set: front-end agents need it to download artifacts")
+# The development keys are published with the code: a console that uses one may listen on loopback
+# only (lifetime/gunicorn_conf.py refuses to bind elsewhere; `check --deploy` fails, core.checks).
+# scripts/up.sh generates keys of its own instead, under .data/secrets/.
+PUBLISHED_SECRETS_IN_USE = [
+    name
+    for name, published in (
+        ("SECRET_KEY", SECRET_KEY == _DEV_SECRET),
+        ("FIELD_ENCRYPTION_KEY", FIELD_ENCRYPTION_KEYS[0] == _DEV_FIELD_KEY),
+        ("AGENT_TOKEN", AGENT_TOKEN == "dev-agent-token"),
+    )
+    if published
+]
 
 # Security: hardened when DEBUG is off, each switch overridable from the environment.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not (DEBUG or DEV))

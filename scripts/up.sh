@@ -7,20 +7,42 @@ cd "$(dirname "$0")/.."
 export LIFETIME_DEV="${LIFETIME_DEV:-true}"
 export PORT="${PORT:-8000}"
 export CONSOLE_BASE_URL="${CONSOLE_BASE_URL:-http://127.0.0.1:$PORT}"
+# The demo's front-ends, webhooks and health URLs are on this machine: let the console call loopback.
+export OUTBOUND_ALLOWED_NETWORKS="${OUTBOUND_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128}"
 scripts/bootstrap.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
 export REHEARSAL_DATABASE_URL="${REHEARSAL_DATABASE_URL:-postgres://postgres@127.0.0.1:54329/postgres}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 PY=.venv/bin/python
-$PY manage.py load_demo
+
+# Secrets of this installation, generated once and kept under .data/secrets/ (mode 0600), instead
+# of the development values published with the code. A variable already set wins.
+SECRETS=.data/secrets
+mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
+secret() {  # secret NAME FILE PYTHON-EXPRESSION
+  local name=$1 file="$SECRETS/$2"
+  if [ ! -s "$file" ]; then
+    (umask 077 && $PY -c "import secrets, base64; print($3)" > "$file")
+  fi
+  if [ -z "${!name:-}" ] && [ -z "$(printenv "${name}_FILE" || true)" ]; then export "${name}_FILE=$(pwd)/$file"; fi
+}
+secret SECRET_KEY secret-key 'secrets.token_urlsafe(50)'
+# The published development key stays as a second, decrypt-only key: secrets an older install wrote
+# with it can still be read (saving them again re-encrypts them with the first key).
+secret FIELD_ENCRYPTION_KEY field-encryption-key \
+  'base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + ",ZGV2LW9ubHktZmllbGQta2V5LTAxMjM0NTY3ODlhYmM="'
+secret AGENT_TOKEN agent-token 'secrets.token_urlsafe(32)'
+
+$PY manage.py load_demo --secrets-dir "$SECRETS"
 mkdir -p .run
 {
   echo "web: .venv/bin/gunicorn lifetime.wsgi -c lifetime/gunicorn_conf.py -b 127.0.0.1:$PORT --access-logfile - --capture-output"
   echo "stages: .venv/bin/celery -A lifetime worker -Q stages,notifications -c 2 -n stages@%h --loglevel INFO"
   echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
-  # An agent and a front-end server per demo front-end; the applications read their tables with
-  # the environment's connection, handed over in files only this user can read.
-  $PY manage.py frontend_processes --dsn-dir .run/secrets
+  # An agent and a front-end server per demo front-end: each agent with its own folder and key, the
+  # applications with their environment's application role, handed over in files only this user
+  # can read.
+  $PY manage.py frontend_processes --secrets-dir "$SECRETS"
 } > .run/Procfile
 
 .venv/bin/honcho -f .run/Procfile -d . start &

@@ -30,6 +30,17 @@ def small_rehearsal_calibration(settings) -> None:
     settings.REHEARSAL_CALIBRATION_ROWS = int(os.environ["REHEARSAL_CALIBRATION_ROWS"])
 
 
+# Tests call servers they start on this machine (webhook endpoints, front-end servers): loopback is
+# an allowed target for them and for the workers they start (core.outbound).
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", ",".join(LOOPBACK_NETWORKS))
+
+
+@pytest.fixture(autouse=True)
+def outbound_to_loopback(settings) -> None:
+    settings.OUTBOUND_ALLOWED_NETWORKS = list(LOOPBACK_NETWORKS)
+
+
 def server_params(dbname: str = "postgres") -> dict:
     db = settings.DATABASES["default"]
     return {
@@ -47,8 +58,14 @@ def dsn_for(dbname: str) -> str:
     return f"postgres://{auth}@{p['host']}:{p['port']}/{dbname}"
 
 
+def dsn_as(role: str, dbname: str) -> str:
+    p = server_params(dbname)
+    return f"postgres://{role}@{p['host']}:{p['port']}/{dbname}"
+
+
 class AppDatabases:
-    """Creates throw-away PostgreSQL databases (an environment's application database) and drops them."""
+    """Creates throw-away PostgreSQL databases (an environment's application database), each owned by
+    a role of its own with only what a deployment needs (as the demo does), and drops them."""
 
     def __init__(self) -> None:
         self.created: list[str] = []
@@ -62,16 +79,29 @@ class AppDatabases:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         conn = self._admin()
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            # What a deployment needs on its target: its own database, nothing more (Prepare rehearses
+            # on the console's rehearsal server, not here).
+            cur.execute(
+                sql.SQL("create role {} login nosuperuser nocreaterole nocreatedb").format(sql.Identifier(name))
+            )
+            cur.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(name)))
         conn.close()
         self.created.append(name)
-        return dsn_for(name)
+        return dsn_as(name, name)
 
     def drop_all(self) -> None:
         conn = self._admin()
         with conn.cursor() as cur:
             for name in self.created:
                 cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+                # A scratch database left by an interrupted rehearsal would keep the role alive.
+                cur.execute(
+                    "select datname from pg_database where datdba = (select oid from pg_roles where rolname = %s)",
+                    [name],
+                )
+                for (leftover,) in cur.fetchall():
+                    cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(leftover)))
+                cur.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(name)))
         conn.close()
         self.created.clear()
 

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -89,17 +90,31 @@ class Process:
 
 
 class Agent(Process):
-    """``celery -A agent worker`` on one front-end queue, with the agent's environment only."""
+    """``celery -A agent worker`` on one front-end queue, with the agent's environment only: its key
+    (the console signs its tasks with it) and its own releases folder."""
 
     def __init__(
-        self, *, queue: str, redis_url: str, console_url: str, token: str, pool: str = "solo", extra_env=None
+        self,
+        *,
+        queue: str,
+        redis_url: str,
+        console_url: str,
+        token: str,
+        key: str,
+        releases_root: Path | str,
+        pool: str = "solo",
+        extra_env=None,
     ) -> None:
         self.queue = queue
+        self.key = key
+        self.releases_root = Path(releases_root)
         env = _base_env(
             {
                 "REDIS_URL": redis_url,
                 "CONSOLE_BASE_URL": console_url,
                 "AGENT_TOKEN": token,
+                "AGENT_KEY": key,
+                "AGENT_RELEASES_ROOT": str(releases_root),
                 "AGENT_DOWNLOAD_TIMEOUT": "10",
                 **(extra_env or {}),
             }
@@ -129,13 +144,31 @@ class Agent(Process):
         while time.monotonic() < deadline:
             if not self.running:
                 raise RuntimeError(f"agent {self.queue} exited:\n{self.log()[-3000:]}")
-            result = celery_app.send_task("agent.ping", queue=self.queue, expires=2)
+            result = signed_send(celery_app, "agent.ping", queue=self.queue, key=self.key, expires_in_s=2)
             try:
                 if result.get(timeout=2, interval=0.05).get("ok"):
                     return
             except Exception:  # noqa: BLE001 - not answering yet is the normal case here
                 pass
         raise RuntimeError(f"agent {self.queue} did not answer a ping in {timeout_s} s:\n{self.log()[-3000:]}")
+
+
+def signed_send(celery_app, task: str, *, queue: str, key: str, kwargs: dict | None = None, expires_in_s: float = 10):
+    """Send an agent task signed with ``key``, as the console does (environments.agents.send)."""
+    from agent import signing
+
+    task_id = str(uuid.uuid4())
+    auth = signing.sign(
+        key=key,
+        task=task,
+        task_id=task_id,
+        queue=queue,
+        kwargs=kwargs or {},
+        expires_at=int(time.time() + max(expires_in_s, signing.MIN_VALIDITY_S)),
+    )
+    return celery_app.send_task(
+        task, kwargs=kwargs or {}, queue=queue, expires=expires_in_s, task_id=task_id, headers={signing.HEADER: auth}
+    )
 
 
 class FrontEndServer(Process):
@@ -208,6 +241,7 @@ def console_env(settings, *, console_url: str, extra: dict[str, str] | None = No
             "CONSOLE_BASE_URL": console_url,
             "AGENT_TOKEN": settings.AGENT_TOKEN,
             "LIFETIME_DEV": "true",
+            "OUTBOUND_ALLOWED_NETWORKS": ",".join(settings.OUTBOUND_ALLOWED_NETWORKS),
             **(extra or {}),
         }
     )

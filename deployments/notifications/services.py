@@ -17,7 +17,6 @@ import logging
 import secrets
 from typing import Any
 
-import requests
 from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mail
@@ -25,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from core import audit, encryption
+from core import audit, encryption, outbound
 from core.actors import Actor
 from core.refusals import Refusal
 from deployments.models import (
@@ -262,15 +261,19 @@ def _send_webhook(rule: NotificationRule, delivery: NotificationDelivery) -> int
     }
     if rule.secret_encrypted:
         headers[SIGNATURE_HEADER] = sign(encryption.decrypt(rule.secret_encrypted), body)
+    # Checked again at every delivery (core.outbound): what the name resolves to may have changed
+    # since the rule was saved. The answer's body is never kept: it could be anything on the inside.
     try:
-        response = requests.post(rule.target, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S)
-    except requests.RequestException as exc:
-        raise DeliveryFailed(f"the webhook did not answer: {exc.__class__.__name__}: {exc}") from exc
-    if not 200 <= response.status_code < 300:
-        failure = DeliveryFailed(f"the webhook answered HTTP {response.status_code}: {response.text[:200]}")
-        failure.code = response.status_code  # type: ignore[attr-defined]
+        status = outbound.post(rule.target, body=body, headers=headers, timeout_s=WEBHOOK_TIMEOUT_S)
+    except outbound.OutboundRefused as exc:
+        raise DeliveryFailed(exc.message) from None
+    except outbound.OutboundFailed as exc:
+        raise DeliveryFailed(f"the webhook did not answer: {exc.message}") from None
+    if not 200 <= status < 300:
+        failure = DeliveryFailed(f"the webhook answered HTTP {status}")
+        failure.code = status  # type: ignore[attr-defined]
         raise failure
-    return response.status_code
+    return status
 
 
 # --- rules (the environment's notifications page) ---------------------------------------------
@@ -297,6 +300,11 @@ def save_rule(
         raise RuleRefused("Choose at least one event." if not events else f"Unknown events: {', '.join(unknown)}.")
     if kind == NotificationKind.WEBHOOK and not target.startswith(("http://", "https://")):
         raise RuleRefused("A webhook target is an http:// or https:// URL.")
+    if kind == NotificationKind.WEBHOOK:
+        try:
+            outbound.check_url(target, what="The webhook target")
+        except outbound.OutboundRefused as exc:
+            raise RuleRefused(exc.message) from None
     if kind == NotificationKind.EMAIL and not all("@" in a for a in _addresses(target) or [""]):
         raise RuleRefused("Give one or more email addresses, separated by commas.")
     generated = ""

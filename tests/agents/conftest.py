@@ -123,7 +123,8 @@ class FrontEndHosts:
                 environment=environment,
                 data={
                     "name": f"fe{self.count}",
-                    "queue": f"frontend.test.{uuid.uuid4().hex[:10]}",
+                    # Unique across runs: the Redis database outlives a test run's messages.
+                    "queue": f"{env_services.default_queue(environment, f'fe{self.count}')}-{uuid.uuid4().hex[:10]}",
                     "releases_root": str(root),
                     "base_url": base_url,
                     "health_url": f"{base_url}/_health" if health else "",
@@ -135,6 +136,8 @@ class FrontEndHosts:
                 redis_url=settings.REDIS_URL,
                 console_url=self.console_url,
                 token=settings.AGENT_TOKEN,
+                key=row.agent_key(),
+                releases_root=root,
                 extra_env=agent_env,
             )
             server = FrontEndServer(releases_root=root, port=port)

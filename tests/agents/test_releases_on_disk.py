@@ -215,7 +215,7 @@ def test_http_readers_see_no_error_while_the_running_version_switches(tmp_path):
         server.stop()
 
 
-def test_the_agent_and_the_frontend_server_never_import_django():
+def test_the_agent_and_the_frontend_server_never_import_django(tmp_path):
     import subprocess
     import sys
 
@@ -229,7 +229,12 @@ def test_the_agent_and_the_frontend_server_never_import_django():
         "print('ok')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
-    env.update(AGENT_TOKEN="t", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.update(
+        AGENT_TOKEN="t",
+        AGENT_KEY="k" * 43,
+        AGENT_RELEASES_ROOT=str(tmp_path / "fe"),
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     for folder in ("agent", "frontend_server"):

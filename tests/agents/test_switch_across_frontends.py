@@ -9,6 +9,7 @@ from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import enabled_frontends, revert_switch, switch_frontends
 from deployments.steps.upload import Binary, upload_binaries
 from lifetime.celery import app as celery_app
+from tests.processes import signed_send
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +86,7 @@ def test_switch_with_one_agent_stopped_reverts_the_others(frontend_hosts, store_
     # The agent comes back: its expired switch must not run, the queued revert leaves it on 1.0.0.
     stopped.agent.start()
     stopped.agent.wait_ready(celery_app)
-    report = celery_app.send_task("agent.report", kwargs={"releases_root": str(stopped.root)}, queue=stopped.row.queue)
+    report = signed_send(celery_app, "agent.report", queue=stopped.row.queue, key=stopped.row.agent_key())
     assert report.get(timeout=10)["applications"]["hello"]["current"] == v1.release
     assert stopped.answer("/hello/") == (200, "1.0.0\n")
 

@@ -1,7 +1,12 @@
 """Print Procfile lines (honcho format, ``name: command``) for the agent and the front-end server of
 every enabled front-end, so that ``make up`` runs them beside the console on a laptop.
 
-    python manage.py frontend_processes > var/Procfile.frontends
+    python manage.py frontend_processes --secrets-dir .data/secrets > var/Procfile.frontends
+
+Each agent gets its own folder and its key (written to ``DIR/agent-<environment>-<front-end>.key``,
+mode 0600, never on the command line); each front-end server gets the applications' database
+connection of its environment when ``DIR/<environment>.app.dsn`` exists (``load_demo`` writes it),
+never the deployment connection.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ def process_name(kind: str, frontend: FrontEnd) -> str:
     return f"{kind}-{slugify(frontend.environment.name)}-{slugify(frontend.name)}"
 
 
-def agent_command(frontend: FrontEnd, *, python: str = sys.executable) -> str:
+def agent_command(frontend: FrontEnd, *, python: str = sys.executable, key_file: str | None = None) -> str:
     # REDIS_URL, CONSOLE_BASE_URL and AGENT_TOKEN come from the environment honcho passes on.
     return " ".join(
         [
+            "env",
+            f"AGENT_RELEASES_ROOT={shlex.quote(frontend.releases_root)}",
+            *([f"AGENT_KEY_FILE={shlex.quote(key_file)}"] if key_file else []),
             shlex.quote(python),
             "-m celery -A agent worker",
             f"-Q {shlex.quote(frontend.queue)}",
@@ -61,32 +69,39 @@ class Command(BaseCommand):
         parser.add_argument("--environment", help="Only the front-ends of this environment (name).")
         parser.add_argument("--python", default=sys.executable, help="Interpreter that runs them.")
         parser.add_argument(
+            "--secrets-dir",
             "--dsn-dir",
-            help="Write each environment's application database connection to DIR/<environment>.dsn "
-            "(mode 0600) and hand it to its front-end servers, so that applications can read their tables.",
+            dest="secrets_dir",
+            help="Write each agent's key to DIR/agent-<environment>-<front-end>.key (mode 0600) and hand it to "
+            "the agent; hand DIR/<environment>.app.dsn, when it exists, to the environment's front-end servers.",
         )
 
     def handle(self, *args, **options) -> None:
         frontends = FrontEnd.objects.filter(enabled=True).select_related("environment")
         if options["environment"]:
             frontends = frontends.filter(environment__name=options["environment"])
-        dsn_files: dict[int, str] = {}
-        if options["dsn_dir"]:
-            folder = Path(options["dsn_dir"])
+        folder = Path(options["secrets_dir"]) if options["secrets_dir"] else None
+        if folder is not None:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for environment in {fe.environment for fe in frontends}:
-                if environment.has_app_db:
-                    path = folder / f"{slugify(environment.name)}.dsn"
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    with os.fdopen(fd, "w") as handle:
-                        handle.write(environment.app_db_dsn())
-                    dsn_files[environment.pk] = str(path.resolve())
         for frontend in frontends:
-            self.stdout.write(f"{process_name('agent', frontend)}: {agent_command(frontend, python=options['python'])}")
-            server = frontend_server_command(
-                frontend, python=options["python"], dsn_file=dsn_files.get(frontend.environment_id)
-            )
+            key_file = dsn_file = None
+            if folder is not None:
+                key_file = _write_secret(folder / f"{process_name('agent', frontend)}.key", frontend.agent_key())
+                app_dsn = folder / f"{frontend.environment.name.lower()}.app.dsn"
+                dsn_file = str(app_dsn.resolve()) if app_dsn.is_file() else None
+            if not frontend.has_agent_key:
+                self.stderr.write(f"{frontend}: no agent key (generate one on its page): its agent will not start.")
+            agent = agent_command(frontend, python=options["python"], key_file=key_file)
+            self.stdout.write(f"{process_name('agent', frontend)}: {agent}")
+            server = frontend_server_command(frontend, python=options["python"], dsn_file=dsn_file)
             if server is None:
                 self.stderr.write(f"{frontend}: no base URL, so no front-end server line (set one to serve it).")
                 continue
             self.stdout.write(f"{process_name('frontend', frontend)}: {server}")
+
+
+def _write_secret(path: Path, value: str) -> str:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return str(path.resolve())
