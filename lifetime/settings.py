@@ -212,7 +212,7 @@ OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
 OIDC_AUTHENTICATE_CLASS = "core.signin.SingleSignOnRequestView"
 OIDC_CALLBACK_CLASS = "core.signin.SingleSignOnCallbackView"
-LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=incomplete"
 SSO_ENABLED = bool(OIDC_RP_CLIENT_ID)
 if SSO_ENABLED:
     _missing = [

@@ -103,10 +103,10 @@ def test_the_published_development_keys_are_served_on_loopback_only():
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and server.poll() is None:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{bind.rsplit(':', 1)[1]}/login/", timeout=1) as page:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{bind.rsplit(':', 1)[1]}/login/", timeout=5) as page:
                         assert page.status == 200
                         break
-                except (urllib.error.URLError, ConnectionError):
+                except (urllib.error.URLError, ConnectionError, TimeoutError):  # still starting
                     time.sleep(0.2)
             else:
                 raise AssertionError(

@@ -314,10 +314,12 @@ def logged_target_cluster():
     admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute("create database app")
+        # As a real target: a role that owns its application database and nothing more.
+        cursor.execute("create role deployer login nosuperuser nocreaterole nocreatedb")
+        cursor.execute("create database app owner deployer")
     admin.close()
     try:
-        yield {"dsn": f"postgres://postgres@127.0.0.1:{port}/app", "log": log_file, "port": port}
+        yield {"dsn": f"postgres://deployer@127.0.0.1:{port}/app", "log": log_file, "port": port}
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True

@@ -4,6 +4,7 @@ which step, and every front-end agent."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -58,8 +59,10 @@ def test_board_shows_each_agent_state(client, ops_user, landscape):
     FrontEnd.objects.filter(environment=prod, name="fe2").update(last_seen_at=now - dt.timedelta(minutes=20))
     client.login(username="ops", password=PASSWORD)
     html = board(client)
-    assert 'class="agent ok"' in html and "answered 12 s ago" in html and "1 app" in html and "5.0\xa0GB free" in html
-    assert 'class="agent silent"' in html and "answered 20 min 00 s ago" in html
+    # (A slow machine renders the page a few seconds after the rows were written.)
+    assert 'class="agent ok"' in html and re.search(r"answered 1\d s ago", html)
+    assert "1 app" in html and "5.0\xa0GB free" in html
+    assert 'class="agent silent"' in html and re.search(r"answered 20 min 0\d s ago", html)
     assert 'class="agent never"' in html  # the other environments' agents never answered
     assert "1 of 2 answering" in html
 
