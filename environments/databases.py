@@ -156,6 +156,24 @@ def identity_of(environment: Any) -> str:
     return view.identity
 
 
+def reaches_saved_database(environment: Any) -> str:
+    """ "" when the environment's saved connection still reaches the database it reached when it
+    was saved (asked again at each Prepare and Continue: a host name can be pointed elsewhere
+    after the connection was checked); otherwise the sentence saying it does not."""
+    if not environment.has_app_db or not environment.app_db_identity:
+        return ""
+    try:
+        view = inspect(environment.app_db_dsn(), summary=environment.app_db_summary, timeout_s=CONNECT_TIMEOUT_S)
+    except ConnectionRefused as exc:
+        return exc.message
+    if view.identity != environment.app_db_identity:
+        return (
+            f"the application database connection of {environment.name} now reaches another database than the "
+            "one it reached when it was saved: an infra admin must check and save it again"
+        )
+    return ""
+
+
 def refuse_shared(view: ServerView, *, others: Any) -> None:
     """ConnectionRefused when ``view`` is the console's database or one of ``others``' (environments)."""
     if view.identity == console_identity():

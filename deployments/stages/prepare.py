@@ -21,6 +21,7 @@ from deployments.state import moves
 from deployments.state.machine import PlanState, StepState
 from deployments.steps import StepFailed
 from deployments.steps.validate import validate_plan
+from environments import databases
 
 P = PlanState
 PREPARE = Actor.system("prepare")
@@ -32,6 +33,10 @@ def run_prepare(stage: Stage) -> None:
     append_log(plan, "info", f"Prepare started (attempt {stage.attempt}) for {target.name}.")
 
     step = begin_step(stage, StepKind.VALIDATE, total=1)
+    elsewhere = databases.reaches_saved_database(target)
+    if elsewhere:
+        end_step(step, StepState.FAILED)
+        raise StepFailed(elsewhere[0].upper() + elsewhere[1:] + ".")
     validation = validate_plan(plan)
     for warning in validation.warnings:
         append_log(plan, "warning", warning)

@@ -8,6 +8,7 @@ from deployments.models import DeploymentPlan, GeneratedSql, OperationKind, Runn
 from deployments.stages import engine
 from deployments.steps import StepFailed
 from deployments.steps.schema import describe_drift, fingerprint_of
+from environments import databases
 
 
 class PlanNoLongerValid(StepFailed):
@@ -47,6 +48,9 @@ def check_still_valid(plan: DeploymentPlan) -> list[str]:
     if not snapshot:
         return ["the plan has not been prepared"]
     problems: list[str] = []
+    elsewhere = databases.reaches_saved_database(plan.target)
+    if elsewhere:
+        return [elsewhere]
     before, now = snapshot.get("running", {}), _running(plan)
     for name in sorted(set(before) | set(now)):
         if before.get(name) != now.get(name):

@@ -269,3 +269,36 @@ def test_release_manager_builds_saves_and_starts_a_plan_in_the_browserless_pages
     assert plan.state == S.PREPARING
     again = client.post(reverse("deployments:plan_start", args=[plan.key]), follow=True)
     assert "already running" in again.content.decode()
+
+
+def test_a_connection_that_reaches_another_database_than_when_it_was_saved_stops_prepare_and_continue(
+    landscape, release_user, versions
+):
+    """The name in a saved connection can be made to point elsewhere afterwards (a DNS record, a
+    database dropped and created again): Prepare and Continue ask the server who it is each time."""
+    import psycopg2
+    from psycopg2 import sql as pgsql
+    from psycopg2.extensions import parse_dsn
+
+    from deployments.plans import services as plans
+    from deployments.stages.validity import check_still_valid
+    from environments import databases
+    from tests.conftest import server_params
+
+    prod = landscape["Production"]
+    assert databases.reaches_saved_database(prod) == ""
+    plan = _prepared(_plan(landscape, release_user, [versions("hr_core", "1.0.0")]))
+    name = parse_dsn(prod.app_db_dsn())["dbname"]
+    admin = psycopg2.connect(**server_params())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        # Another database answers under the same name, owned by the same role.
+        cur.execute(pgsql.SQL("drop database {} with (force)").format(pgsql.Identifier(name)))
+        cur.execute(pgsql.SQL("create database {} owner {}").format(pgsql.Identifier(name), pgsql.Identifier(name)))
+    admin.close()
+
+    sentence = databases.reaches_saved_database(prod)
+    assert "now reaches another database than the one it reached when it was saved" in sentence
+    assert check_still_valid(plan) == [sentence]
+    with pytest.raises(plans.PlanRefused, match="reaches another database"):
+        plans.continue_plan(actor=Actor.person(release_user), plan=plan)
