@@ -41,7 +41,9 @@ def fetch_artifact(
             except urllib.error.HTTPError as exc:
                 reason = {401: "no agent token", 403: "the agent token was refused", 404: "no such artifact"}
                 said = reason.get(exc.code) or _first_line(exc) or exc.reason
-                raise DownloadFailed(f"the console answered HTTP {exc.code} for artifact {sha256[:12]} ({said})") from None
+                raise DownloadFailed(
+                    f"the console answered HTTP {exc.code} for artifact {sha256[:12]} ({said})"
+                ) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 why = getattr(exc, "reason", exc)
                 raise DownloadFailed(f"cannot reach the console at {console_url}: {why}") from None

@@ -24,8 +24,7 @@ def objects(s3_artifacts) -> dict[str, bytes]:
     client = s3_artifacts["server"].client()
     listed = client.list_objects_v2(Bucket=s3_artifacts["bucket"]).get("Contents", [])
     return {
-        item["Key"]: client.get_object(Bucket=s3_artifacts["bucket"], Key=item["Key"])["Body"].read()
-        for item in listed
+        item["Key"]: client.get_object(Bucket=s3_artifacts["bucket"], Key=item["Key"])["Body"].read() for item in listed
     }
 
 
