@@ -307,6 +307,9 @@ for _network in OUTBOUND_ALLOWED_NETWORKS:
 AGENT_TOKEN = env("AGENT_TOKEN") or ("dev-agent-token" if SECRET_KEY == _DEV_SECRET else None)
 if not AGENT_TOKEN:
     raise ImproperlyConfigured("AGENT_TOKEN is not set: front-end agents need it to download artifacts")
+# Bearer token Prometheus presents for /metrics (deployments.status.metrics). Without one, /metrics
+# answers only on a developer's machine (LIFETIME_DEV=true).
+METRICS_TOKEN = env("METRICS_TOKEN", "") or ""
 # The development keys are published with the code: a console that uses one may listen on loopback
 # only (lifetime/gunicorn_conf.py refuses to bind elsewhere; `check --deploy` fails, core.checks).
 # scripts/up.sh generates keys of its own instead, under .data/secrets/.
