@@ -40,6 +40,20 @@ deb $MIRROR bookworm-updates main
 deb ${MIRROR%/debian}/debian-security bookworm-security main
 SOURCES
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# This workplace reaches PyPI and npm through a TLS-inspecting proxy whose certificate authority
+# only its hosts trust: the root gets the host's bundle (FRESH_DEBIAN_CA_BUNDLE, "none" on a plain
+# network), also where Debian's update-ca-certificates keeps it when a package installs ca-certificates.
+CA_BUNDLE=${FRESH_DEBIAN_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+CA_ENV=()
+if [ "$CA_BUNDLE" != none ] && [ -f "$CA_BUNDLE" ]; then
+  mkdir -p "$ROOTFS/etc/ssl/certs" "$ROOTFS/usr/local/share/ca-certificates"
+  cp "$CA_BUNDLE" "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+  cp "$CA_BUNDLE" "$ROOTFS/usr/local/share/ca-certificates/host-bundle.crt"
+  for name in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE; do
+    CA_ENV+=("$name=/etc/ssl/certs/ca-certificates.crt")
+  done
+  report "CA bundle of the host copied into the root ($CA_BUNDLE)"
+fi
 # As in any chroot: packages installed there do not start their services (they would share this
 # host's network); the set-up starts its own on the unused ports.
 printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
@@ -53,6 +67,7 @@ git -C "$ROOTFS/opt/lifetime" checkout -q "$COMMIT"
 cat > "$ROOTFS/opt/check.sh" <<INNER
 #!/bin/bash
 set -uo pipefail
+# A clean environment (env -i): only what a root shell on a fresh machine has.
 export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
 export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/lifetime
 export REHEARSAL_DATABASE_URL=postgres://postgres@127.0.0.1:$RH_PORT/postgres
@@ -99,6 +114,6 @@ unshare --pid --fork --mount --propagation private bash -c "
   mount -t proc proc '$ROOTFS/proc'
   mount -t sysfs sys '$ROOTFS/sys'
   mount --rbind /dev '$ROOTFS/dev'
-  SKIP_TESTS='${SKIP_TESTS:-0}' chroot '$ROOTFS' /opt/check.sh
+  chroot '$ROOTFS' /usr/bin/env -i TERM=dumb SKIP_TESTS='${SKIP_TESTS:-0}' ${CA_ENV[*]} /opt/check.sh
 " 2>&1 | tee -a "$RESULT"
 report "whole check: $(elapsed "$t") (logs: $ROOTFS/opt/test.log, $ROOTFS/opt/up.log)"
