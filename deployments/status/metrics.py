@@ -150,13 +150,15 @@ class ConsoleCollector(Collector):
         yield running
 
     def _steps(self) -> Iterable[Metric]:
+        # By kind alone: each kind belongs to one stage (compile to Prepare, switch to Continue, ...),
+        # and a join to the stages would cost more than the rest of the scrape.
         family = HistogramMetricFamily(
             "lifetime_step_duration_seconds",
-            "Seconds a step took (compile, generate SQL, upload, execute SQL, switch, ...), by kind and stage kind.",
-            labels=["kind", "stage"],
+            "Seconds a step took (compile, generate SQL, upload, execute SQL, switch, ...), by kind.",
+            labels=["kind"],
         )
-        for row in _histogram_rows(Step.objects.all(), ["kind", "stage__kind"], STEP_BUCKETS):
-            _add_histogram(family, [row["kind"], row["stage__kind"]], row, STEP_BUCKETS)
+        for row in _histogram_rows(Step.objects.all(), ["kind"], STEP_BUCKETS):
+            _add_histogram(family, [row["kind"]], row, STEP_BUCKETS)
         yield family
 
     # --- Continue against the window ---------------------------------------------------------------
