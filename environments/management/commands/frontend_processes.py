@@ -1,5 +1,6 @@
-"""Print Procfile lines (``name: command``, for honcho, foreman and the like) for the agent and the front-end server of
-every enabled front-end, so that ``make up`` runs them beside the console on a laptop.
+"""Print Procfile lines (``name: command``, for honcho, foreman and the like) for the agent and the
+front-end server of every enabled front-end, to run them beside the console on a laptop with another
+process manager (``scripts/up.sh`` uses supervisord: ``manage.py supervisor_config``).
 
     python manage.py frontend_processes --secrets-dir .data/secrets > var/Procfile.frontends
 
