@@ -103,6 +103,23 @@ echo "after SIGKILL of agent-production-fe1 (pid \$victim):"
 # The demo's own deployments (a Prepare of the large example) finish or are shown in the console.
 for _ in \$(seq 90); do grep -q "Demo deployments" /opt/up.log && break; grep -qi "deployed\|finished" /opt/up.log && break; sleep 5; done
 tail -n 5 /opt/up.log | sed 's/^/  up.sh: /'
+# Commands of the README in a new shell (nothing exported), then the reset.
+NEW_SHELL=(env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+"\${NEW_SHELL[@]}" bash -c 'cd /opt/lifetime && python3 manage.py create_service_account fresh-check --deploy-on Test > /tmp/token' \
+  && echo "new shell: python3 manage.py create_service_account: ok (token of \$(wc -c < /tmp/token) bytes)" \
+  || echo "new shell: python3 manage.py create_service_account: FAILED"
+"\${NEW_SHELL[@]}" bash -c 'cd /opt/lifetime && .venv/bin/supervisorctl -c .run/supervisord.conf status | grep -c RUNNING' \
+  | sed 's/^/new shell: supervisorctl status, RUNNING processes: /'
+t=\$(now)
+"\${NEW_SHELL[@]}" bash -c 'cd /opt/lifetime && scripts/reset.sh --no-start' > /opt/reset.log 2>&1 && echo "scripts/reset.sh --no-start: ok, \$(( \$(now) - t )) s" || echo "scripts/reset.sh: FAILED (see /opt/reset.log)"
+t=\$(now)
+"\${NEW_SHELL[@]}" bash -c 'cd /opt/lifetime && scripts/up.sh' > /opt/up2.log 2>&1 &
+for _ in \$(seq 600); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$WEB_PORT/health/ready', timeout=2)" 2>/dev/null && break
+  sleep 1
+done
+echo "up.sh again in a new shell (settings from .data/lifetime.env): ready after \$(( \$(now) - t )) s"
+"\${NEW_SHELL[@]}" bash -c 'cd /opt/lifetime && .venv/bin/python manage.py shell -c "from core.models import ServiceAccount; print(ServiceAccount.objects.count())"' 2>/dev/null | tail -n 1 | sed 's/^/service accounts after the reset: /'
 echo "installed by the set-up: \$(dpkg-query -W -f='\${binary:Package} ' python3 python3-venv postgresql redis-server chromium nodejs npm 2>/dev/null)"
 scripts/stop.sh > /dev/null 2>&1
 INNER
