@@ -1,10 +1,12 @@
 """Several hosts: the console's artifacts on an S3-compatible object store (a real S3 server),
-and two stage workers that share nothing on disk (each its own ARTIFACT_ROOT, temporary folder and
-home). Prepare runs on one, Continue on the other; the agents download the binaries from the
-console (which reads them from the bucket) over HTTP."""
+two stage workers and a second web process that share nothing on disk (each its own ARTIFACT_ROOT,
+temporary folder and home). Prepare runs on one worker, Continue on the other; Production's agents
+download the binaries over HTTP from the second web process, which reads them from the bucket."""
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from deployments.models import Stage, StageKind
 from deployments.plans import services as plans
 from deployments.state.machine import PlanState
 from tests.e2e.conftest import table_exists
-from tests.processes import StageWorker
+from tests.processes import BIN, Process, StageWorker, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -37,6 +39,32 @@ def test_prepare_on_one_worker_and_continue_on_another_sharing_only_the_object_s
         process.wait_ready()
         engine.worker = process
         return process
+
+    port = free_port()
+    web = Process(
+        "web-b",
+        [
+            str(BIN / "gunicorn"),
+            "lifetime.wsgi",
+            "-c",
+            "lifetime/gunicorn_conf.py",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+        ],
+        {**engine._env(), **s3_artifacts["env"], **host_folders(tmp_path / "web-b"), "WEB_WORKERS": "1"},
+    )
+    engine.hosts.processes.append(web.start())
+    engine.hosts.console_url = f"http://127.0.0.1:{port}"  # what Production's agents download from
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{engine.hosts.console_url}/health/ready", timeout=2):
+                break
+        except OSError:
+            assert web.running and time.monotonic() < deadline, web.log()[-3000:]
+            time.sleep(0.2)
 
     first = worker("stages-a")
     prod = engine.environment("Production", order=3, two_stage=True, app_db=engine.app_databases.create())
@@ -76,6 +104,7 @@ def test_prepare_on_one_worker_and_continue_on_another_sharing_only_the_object_s
         version.refresh_from_db()
         assert f"artifacts/{version.bundle_sha256[:2]}/{version.bundle_sha256}" in keys
         assert f"artifacts/{version.binary_sha256[:2]}/{version.binary_sha256}" in keys
-    for name in ("stages-a", "stages-b"):
+    assert "GET /artifacts/" in web.log(), "Production's agents downloaded from the second web process"
+    for name in ("stages-a", "stages-b", "web-b"):
         assert files_under(tmp_path / name / "artifacts") == []
     assert not Path(engine.settings.ARTIFACT_ROOT).exists()
