@@ -1,5 +1,5 @@
 # The two commands of the README are `make up` and `make test`.
-.PHONY: up test stop lint format bootstrap bench
+.PHONY: up test stop reset lint format bootstrap bench
 
 up:
 	scripts/up.sh
@@ -9,6 +9,9 @@ test:
 
 stop:
 	scripts/stop.sh
+
+reset:
+	scripts/reset.sh
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -26,3 +29,4 @@ format:
 bench:
 	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_window_sql.py
 	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_compile_sql.py
+	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_metrics.py

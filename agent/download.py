@@ -40,8 +40,9 @@ def fetch_artifact(
                 response = urllib.request.urlopen(request, timeout=timeout_s)
             except urllib.error.HTTPError as exc:
                 reason = {401: "no agent token", 403: "the agent token was refused", 404: "no such artifact"}
+                said = reason.get(exc.code) or _first_line(exc) or exc.reason
                 raise DownloadFailed(
-                    f"the console answered HTTP {exc.code} for artifact {sha256[:12]} ({reason.get(exc.code, exc.reason)})"
+                    f"the console answered HTTP {exc.code} for artifact {sha256[:12]} ({said})"
                 ) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 why = getattr(exc, "reason", exc)
@@ -68,3 +69,13 @@ def fetch_artifact(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _first_line(error: urllib.error.HTTPError) -> str:
+    """The first line of an error's plain-text body (the console says why there), kept short."""
+    try:
+        if not (error.headers.get("Content-Type") or "").startswith("text/plain"):
+            return ""
+        return error.read(500).decode("utf-8", "replace").strip().splitlines()[0][:300]
+    except (OSError, ValueError, IndexError):
+        return ""

@@ -277,3 +277,54 @@ def seed_deployments(*, envs: dict[str, Environment], versions, log=print, timeo
                 break
             time.sleep(1)
         log(f"{target_name}: {plan.state_label.lower()}")
+
+
+def reset(*, frontends_root: Path, secrets_dir: Path | None = None, log=print) -> None:
+    """Back to before the first ``scripts/up.sh``: the console's database emptied (dropped and
+    created again, then migrated by the caller), the demo's application databases and roles dropped,
+    the front-ends' folders, the local artifacts and this console's Redis database emptied.
+    An object store's artifacts stay: they are named by their content and do no harm."""
+    import shutil
+
+    import redis
+
+    console = settings.DATABASES["default"]["NAME"]
+    from django.db import connections
+
+    connections.close_all()
+    conn = _admin()
+    with conn.cursor() as cur:
+        for name, _kind, _two, _port in DEMO_ENVIRONMENTS:
+            names = demo_names(name)
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(names["database"])))
+            for role in (names["application"], names["deployer"]):
+                cur.execute("select 1 from pg_roles where rolname = %s", [role])
+                if cur.fetchone():
+                    # Scratch databases a stopped rehearsal left, owned by the role, go first.
+                    cur.execute(
+                        "select datname from pg_database where datdba = (select oid from pg_roles where rolname = %s)",
+                        [role],
+                    )
+                    for (leftover,) in cur.fetchall():
+                        cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(leftover)))
+                    cur.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+                    cur.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+            log(f"dropped the application database of {name} and its roles")
+        cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(console)))
+        cur.execute(sql.SQL("create database {}").format(sql.Identifier(console)))
+        log(f"emptied the console's database {console}")
+    conn.close()
+    if Path(frontends_root).exists():
+        shutil.rmtree(frontends_root)
+        log(f"removed the front-ends' folders under {frontends_root}")
+    if (
+        settings.STORAGES["artifacts"]["BACKEND"].endswith("LocalArtifactStorage")
+        and Path(settings.ARTIFACT_ROOT).exists()
+    ):
+        shutil.rmtree(settings.ARTIFACT_ROOT)
+        log(f"removed the artifacts under {settings.ARTIFACT_ROOT}")
+    if secrets_dir is not None:
+        for leftover in list(Path(secrets_dir).glob("agent-*.key")) + list(Path(secrets_dir).glob("*.app.dsn")):
+            leftover.unlink()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    log("emptied this console's Redis database (queued tasks and results)")

@@ -245,11 +245,41 @@ TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
 
+# Where the console keeps bundles, compiled binaries and mobile packages (content-addressed,
+# deployments.artifacts.store): the local folder ARTIFACT_ROOT, or an S3-compatible object store
+# shared by every web process and stage worker when ARTIFACT_S3_BUCKET is set.
+ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", str(BASE_DIR / "var" / "artifacts")))
+ARTIFACT_S3_BUCKET = env("ARTIFACT_S3_BUCKET", "") or ""
+if ARTIFACT_S3_BUCKET:
+    _s3_options = {
+        "bucket_name": ARTIFACT_S3_BUCKET,
+        # Blobs are named by their digest: the same name holds the same bytes.
+        "file_overwrite": True,
+        "default_acl": None,
+        "querystring_auth": False,
+        "location": (env("ARTIFACT_S3_PREFIX", "") or "").strip("/"),
+        "endpoint_url": env("ARTIFACT_S3_ENDPOINT_URL", "") or None,
+        "region_name": env("ARTIFACT_S3_REGION", "") or None,
+        "addressing_style": env("ARTIFACT_S3_ADDRESSING_STYLE", "") or None,
+        # Unset: boto3's own chain (instance role, AWS_* variables, ~/.aws).
+        "access_key": env("ARTIFACT_S3_ACCESS_KEY_ID", "") or None,
+        "secret_key": env("ARTIFACT_S3_SECRET_ACCESS_KEY", "") or None,
+        "verify": env("ARTIFACT_S3_CA_BUNDLE", "") or None,
+    }
+    if _s3_options["endpoint_url"] and not str(_s3_options["endpoint_url"]).startswith(("http://", "https://")):
+        raise ImproperlyConfigured("ARTIFACT_S3_ENDPOINT_URL must be an http(s):// URL")
+    if _s3_options["addressing_style"] not in (None, "path", "virtual", "auto"):
+        raise ImproperlyConfigured("ARTIFACT_S3_ADDRESSING_STYLE must be path, virtual or auto")
+    _artifact_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+else:
+    _artifact_storage = {"BACKEND": "deployments.artifacts.store.LocalArtifactStorage"}
+
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "var" / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "artifacts": _artifact_storage,
     "staticfiles": {
         # No manifest: pages render even before collectstatic (tests, first start); vendored
         # files carry their version in their name.
@@ -258,8 +288,6 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# Where the console keeps bundles, compiled binaries and mobile packages (content-addressed).
-ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", str(BASE_DIR / "var" / "artifacts")))
 # Where front-end agents fetch artifacts from (the console's own base URL as agents see it).
 CONSOLE_BASE_URL = env("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 # Releases each front-end keeps per application after a Continue (never fewer than current + previous).
@@ -279,6 +307,9 @@ for _network in OUTBOUND_ALLOWED_NETWORKS:
 AGENT_TOKEN = env("AGENT_TOKEN") or ("dev-agent-token" if SECRET_KEY == _DEV_SECRET else None)
 if not AGENT_TOKEN:
     raise ImproperlyConfigured("AGENT_TOKEN is not set: front-end agents need it to download artifacts")
+# Bearer token Prometheus presents for /metrics (deployments.status.metrics). Without one, /metrics
+# answers only on a developer's machine (LIFETIME_DEV=true).
+METRICS_TOKEN = env("METRICS_TOKEN", "") or ""
 # The development keys are published with the code: a console that uses one may listen on loopback
 # only (lifetime/gunicorn_conf.py refuses to bind elsewhere; `check --deploy` fails, core.checks).
 # scripts/up.sh generates keys of its own instead, under .data/secrets/.

@@ -5,8 +5,9 @@ from django.urls import include, path, re_path
 from core import reauth
 from deployments.artifacts.views import artifact_download
 from deployments.plans import views as deployment_views
+from deployments.status import metrics
 from environments import audit_views
-from lifetime import views
+from lifetime import health
 
 handler400 = "lifetime.errors.bad_request"
 handler403 = "lifetime.errors.permission_denied"
@@ -24,7 +25,10 @@ urlpatterns = [
     path("audit/", audit_views.audit_trail, name="audit"),
     re_path(r"^audit/export\.(?P<fmt>csv|json)$", audit_views.audit_export, name="audit_export"),
     path("service-accounts/", include("lifetime.service_account_urls")),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.ready, name="healthz"),
+    path("health/live", health.live, name="health_live"),
+    path("health/ready", health.ready, name="health_ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("environments/", include("environments.urls")),
     path("environments/<uuid:key>/mobile/", include("deployments.mobile.urls")),
     path("environments/<uuid:key>/notifications/", include("deployments.notifications.urls")),

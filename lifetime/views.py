@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,13 +15,6 @@ from environments import services as env_services
 from environments.access import is_infra_admin
 from environments.models import AccessLevel, Environment, EnvironmentAccess
 from lifetime.forms import ServiceAccountForm
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("select 1")
-    return JsonResponse({"status": "ok"})
-
 
 # --- service accounts (API clients) ---------------------------------------------------------
 

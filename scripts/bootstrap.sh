@@ -34,6 +34,8 @@ apt_install() {
 # --- Python ------------------------------------------------------------------------------
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+# A fresh Debian root may have no Python at all: Debian's own python3 (3.11 on Debian 12).
+command -v "$PYTHON" >/dev/null || apt_install python3 python3-venv
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
   apt_install python3-venv
 fi

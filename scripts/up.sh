@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The whole console with demo data: web (gunicorn), the stage worker, beat, and an agent plus a
-# front-end server for every demo front-end. Ctrl-C stops them; scripts/stop.sh also stops the
-# private PostgreSQL/Redis that bootstrap may have started.
+# front-end server for every demo front-end, under supervisord (a process that exits is started
+# again). Ctrl-C stops them; scripts/stop.sh also stops the private PostgreSQL/Redis that bootstrap
+# may have started; scripts/reset.sh brings the demo back to its first state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The settings the last start used (.data/lifetime.env: its database, Redis, keys), unless set here.
+if [ -f .data/lifetime.env ]; then
+  while IFS='=' read -r name value; do
+    [[ "$name" =~ ^[A-Z_][A-Z0-9_]*$ ]] && [ -z "${!name+x}" ] && export "$name=$value"
+  done < .data/lifetime.env
+fi
 export LIFETIME_DEV="${LIFETIME_DEV:-true}"
 export PORT="${PORT:-8000}"
 export CONSOLE_BASE_URL="${CONSOLE_BASE_URL:-http://127.0.0.1:$PORT}"
@@ -33,22 +40,35 @@ secret FIELD_ENCRYPTION_KEY field-encryption-key \
   'base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + ",ZGV2LW9ubHktZmllbGQta2V5LTAxMjM0NTY3ODlhYmM="'
 secret AGENT_TOKEN agent-token 'secrets.token_urlsafe(32)'
 
-$PY manage.py load_demo --secrets-dir "$SECRETS"
-mkdir -p .run
-{
-  echo "web: .venv/bin/gunicorn lifetime.wsgi -c lifetime/gunicorn_conf.py -b 127.0.0.1:$PORT --access-logfile - --capture-output"
-  echo "stages: .venv/bin/celery -A lifetime worker -Q stages,notifications -c 2 -n stages@%h --loglevel INFO"
-  echo "beat: .venv/bin/celery -A lifetime beat --loglevel INFO"
-  # An agent and a front-end server per demo front-end: each agent with its own folder and key, the
-  # applications with their environment's application role, handed over in files only this user
-  # can read.
-  $PY manage.py frontend_processes --secrets-dir "$SECRETS"
-} > .run/Procfile
+# The settings of this install, for a new shell: manage.py reads them (a variable set there wins),
+# so `.venv/bin/python manage.py create_service_account ...` needs nothing exported by hand.
+ENV_FILE=.data/lifetime.env
+(umask 077 && cat > "$ENV_FILE" <<ENV
+# Written by scripts/up.sh at each start: the settings of this development install, read by manage.py.
+LIFETIME_DEV=$LIFETIME_DEV
+DATABASE_URL=$DATABASE_URL
+REHEARSAL_DATABASE_URL=$REHEARSAL_DATABASE_URL
+REDIS_URL=$REDIS_URL
+PORT=$PORT
+CONSOLE_BASE_URL=$CONSOLE_BASE_URL
+OUTBOUND_ALLOWED_NETWORKS=$OUTBOUND_ALLOWED_NETWORKS
+SECRET_KEY_FILE=${SECRET_KEY_FILE:-}
+FIELD_ENCRYPTION_KEY_FILE=${FIELD_ENCRYPTION_KEY_FILE:-}
+AGENT_TOKEN_FILE=${AGENT_TOKEN_FILE:-}
+ENV
+)
+# Keys given as variables (not files) are not written to the file: export them again in a new shell.
+sed -i '/^[A-Z_]*_FILE=$/d' "$ENV_FILE"
 
-.venv/bin/honcho -f .run/Procfile -d . start &
+$PY manage.py load_demo --secrets-dir "$SECRETS"
+mkdir -p .run/logs
+# Every process under supervisord, which starts again a process that exits and leaves the others
+# running (one crashed agent no longer takes the console down).
+$PY manage.py supervisor_config --port "$PORT" --secrets-dir "$SECRETS" --run-dir .run > .run/supervisord.conf
+.venv/bin/supervisord -c .run/supervisord.conf &
 SUPERVISOR=$!
 echo $SUPERVISOR > .run/up.pid
-trap 'kill -INT $SUPERVISOR 2>/dev/null; wait $SUPERVISOR; exit 0' INT TERM
+trap 'kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR; exit 0' INT TERM
 
 cat <<MSG
 
@@ -58,7 +78,9 @@ cat <<MSG
     release  release manager (deploy on every environment)
     ops      operations (view only)
   Front-ends: Development :8101 :8102, Test :8111 :8112, Production :8121 :8122 (e.g. /hr_core)
-  Ctrl-C stops the console; scripts/stop.sh also stops a private PostgreSQL/Redis.
+  Logs: .run/logs/<process>.log; .venv/bin/supervisorctl -c .run/supervisord.conf status
+  A process that exits is started again. Ctrl-C stops the console; scripts/stop.sh also stops a
+  private PostgreSQL/Redis; scripts/reset.sh brings the demo back to its first state.
 
 MSG
 # The demo baseline goes through the console's own deployments (the first Prepare compiles the

@@ -250,3 +250,29 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "select pg_terminate_backend(pid) from pg_stat_activity"
             " where datname = current_database() and pid <> pg_backend_pid()"
         )
+
+
+# --- the artifact store on a real S3 server (moto's server mode) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.object_store import S3Server
+
+    server = S3Server().start()
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_artifacts(s3_server, settings, tmp_path: Path):
+    """The console's artifacts in a bucket of their own on the S3 server; ARTIFACT_ROOT points at an
+    empty folder that must stay empty. Yields the variables a process started by the test needs."""
+    from tests.object_store import process_env, storage_options
+
+    bucket = s3_server.new_bucket()
+    settings.ARTIFACT_ROOT = tmp_path / "local-artifacts-unused"
+    settings.STORAGES = {**settings.STORAGES, "artifacts": storage_options(s3_server, bucket)}
+    yield {"bucket": bucket, "server": s3_server, "env": process_env(s3_server, bucket)}

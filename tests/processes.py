@@ -35,6 +35,8 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"
+    # Never the settings a development install keeps for manage.py (.data/lifetime.env).
+    env["LIFETIME_ENV_FILE"] = ""
     env.update(extra)
     return env
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterator
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from deployments.artifacts import store as artifacts
@@ -43,11 +44,32 @@ def artifact_download(request: HttpRequest, sha256: str) -> HttpResponse:
     if not artifacts.DIGEST_RE.match(sha256):
         return HttpResponse("not a sha256 digest\n", status=404, content_type="text/plain")
     try:
+        size = artifacts.size_of(sha256)
         blob = artifacts.open_blob(sha256)
     except artifacts.ArtifactMissing:
         logger.warning("artifact %s requested by %s is not in the store", sha256, _client(request))
         return HttpResponse(f"artifact {sha256} is not in the store\n", status=404, content_type="text/plain")
-    response = FileResponse(blob, content_type="application/octet-stream")
+    try:
+        # The first chunk is read before answering: a small blob that fails its digest gets a plain
+        # refusal rather than a stream cut short.
+        first = blob.read(artifacts.CHUNK)
+    except artifacts.ArtifactCorrupt as exc:
+        blob.close()
+        return HttpResponse(f"{exc}\n", status=500, content_type="text/plain")
+    response = StreamingHttpResponse(stream_verified(first, blob), content_type="application/octet-stream")
+    # The length is announced: a blob whose digest fails at its end is cut short before its last
+    # bytes (artifacts.VerifiedBlob), so the agent sees a short, mismatching download, never a whole one.
+    response["Content-Length"] = str(size)
     response["Cache-Control"] = "private, no-store"
     response["X-Content-SHA256"] = sha256
     return response
+
+
+def stream_verified(first: bytes, blob: artifacts.VerifiedBlob) -> Iterator[bytes]:
+    # A blob that fails its digest raises ArtifactCorrupt (logged by the store) before its last
+    # bytes: the server then drops the connection, short of the announced length.
+    with blob:
+        if first:
+            yield first
+        while chunk := blob.read(artifacts.CHUNK):
+            yield chunk

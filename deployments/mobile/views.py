@@ -91,7 +91,11 @@ def download_package(request: HttpRequest, key, package_id: int) -> FileResponse
         MobilePackage.objects.select_related("application", "version"), pk=package_id, environment=environment
     )
     try:
+        size = artifacts.size_of(package.sha256)
         blob = artifacts.open_blob(package.sha256)
     except artifacts.ArtifactMissing:
         raise Http404("This app package is no longer in the artifact store.") from None
-    return FileResponse(blob, as_attachment=True, filename=package.file_name, content_type="application/zip")
+    response = FileResponse(blob, as_attachment=True, filename=package.file_name, content_type="application/zip")
+    # Announced, so that a package whose digest fails at its end (cut short) is seen as incomplete.
+    response["Content-Length"] = str(size)
+    return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import tarfile
 
 import pytest
@@ -12,7 +13,7 @@ from deployments.artifacts import store as artifacts
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import enabled_frontends
 from deployments.steps.upload import Binary, upload_binaries
-from tests.agents.conftest import tar_gz
+from tests.agents.conftest import tar_gz, web_app_binary
 from tests.processes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -51,11 +52,25 @@ def test_upload_refuses_a_tampered_artifact_and_archives_that_escape_their_folde
     fe = frontend_hosts.start(environment, 1)[0]
     frontends = enabled_frontends(environment)
 
+    # The console checks the digest of what it serves: a small damaged blob is refused outright...
     tampered = Binary("hello", "1.0.0", store_binary("hello", "1.0.0"))
     artifacts.path_for(tampered.sha256).write_bytes(b"not what was compiled")
     with pytest.raises(StepFailed) as failure:
         upload_binaries(frontends=frontends, binaries=[tampered], log=ListLog())
+    assert f"front-end {fe.row.name}: the console answered HTTP 500" in failure.value.message
+    assert "does not match its digest" in failure.value.message
+
+    # ...and a large one is cut short before its last bytes, which the agent's own check catches.
+    large = web_app_binary_with_padding("hello", "1.0.1", padding=os.urandom(3 * 1024 * 1024))
+    damaged = Binary("hello", "1.0.1", artifacts.put_bytes(large)[0])
+    blob = artifacts.path_for(damaged.sha256)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(StepFailed) as failure:
+        upload_binaries(frontends=frontends, binaries=[damaged], log=ListLog())
     assert f"front-end {fe.row.name}: digest mismatch" in failure.value.message
+    assert not (fe.root / "releases" / "hello" / damaged.release).exists()
 
     def with_link(tar: tarfile.TarFile) -> None:
         info = tarfile.TarInfo("hello_app/passwd")
@@ -75,3 +90,12 @@ def test_upload_refuses_a_tampered_artifact_and_archives_that_escape_their_folde
         assert "refused" in failure.value.message and reason in failure.value.message, failure.value.message
     assert not (fe.root.parent / "outside.py").exists()
     assert [p.name for p in (fe.root / "releases" / "hello").iterdir()] == []
+
+
+def web_app_binary_with_padding(application: str, version: str, *, padding: bytes) -> bytes:
+    """A binary larger than one chunk of the console's download stream (random bytes do not compress)."""
+    small = web_app_binary(application, version)
+    with tarfile.open(fileobj=io.BytesIO(small), mode="r:gz") as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    members["padding.bin"] = padding
+    return tar_gz(members)

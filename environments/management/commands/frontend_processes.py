@@ -1,5 +1,6 @@
-"""Print Procfile lines (honcho format, ``name: command``) for the agent and the front-end server of
-every enabled front-end, so that ``make up`` runs them beside the console on a laptop.
+"""Print Procfile lines (``name: command``, for honcho, foreman and the like) for the agent and the
+front-end server of every enabled front-end, to run them beside the console on a laptop with another
+process manager (``scripts/up.sh`` uses supervisord: ``manage.py supervisor_config``).
 
     python manage.py frontend_processes --secrets-dir .data/secrets > var/Procfile.frontends
 
@@ -28,7 +29,7 @@ def process_name(kind: str, frontend: FrontEnd) -> str:
 
 
 def agent_command(frontend: FrontEnd, *, python: str = sys.executable, key_file: str | None = None) -> str:
-    # REDIS_URL, CONSOLE_BASE_URL and AGENT_TOKEN come from the environment honcho passes on.
+    # REDIS_URL, CONSOLE_BASE_URL and AGENT_TOKEN come from the environment the process manager passes on.
     return " ".join(
         [
             "env",
@@ -63,7 +64,7 @@ def frontend_server_command(
 
 
 class Command(BaseCommand):
-    help = "Print honcho Procfile lines for the agent and front-end server of every enabled front-end."
+    help = "Print Procfile lines for the agent and front-end server of every enabled front-end."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--environment", help="Only the front-ends of this environment (name).")
