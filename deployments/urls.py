@@ -34,5 +34,7 @@ urlpatterns = [
     path("plans/<uuid:key>/retry/", plan_views.plan_retry, name="plan_retry"),
     path("plans/<uuid:key>/reuse/", plan_views.plan_reuse, name="plan_reuse"),
     path("plans/<uuid:key>/prepare-again/", plan_views.plan_prepare_again, name="plan_prepare_again"),
+    path("plans/<uuid:key>/approve/", plan_views.plan_approve, name="plan_approve"),
+    path("plans/<uuid:key>/withdraw-approval/", plan_views.plan_withdraw_approval, name="plan_withdraw_approval"),
     path("plans/<uuid:key>/add-suggestion/", plan_views.plan_add_suggestion, name="plan_add_suggestion"),
 ]

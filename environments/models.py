@@ -26,6 +26,13 @@ class EnvironmentKind(models.TextChoices):
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
+class AccessLevel(models.IntegerChoices):
+    NONE = 0, "None"
+    VIEW = 1, "View"
+    DEPLOY = 2, "Deploy"
+    MANAGE = 3, "Manage"
+
+
 class Environment(models.Model):
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=80, unique=True)
@@ -47,6 +54,19 @@ class Environment(models.Model):
         "Refuse Continue outside the window",
         default=False,
         help_text="Continue outside the deployment window then needs a reason, kept in the audit trail.",
+    )
+    # Release governance: people between Prepare and Continue (deployments.plans.approvals).
+    approvals_required = models.PositiveSmallIntegerField(
+        "Approvals needed before Continue",
+        default=0,
+        help_text="A prepared plan needs this many approvals, from people other than whoever prepared or "
+        "scheduled it, before Continue runs. 0: none.",
+    )
+    approver_level = models.PositiveSmallIntegerField(
+        "Who may approve",
+        choices=[(AccessLevel.DEPLOY.value, "Deploy"), (AccessLevel.MANAGE.value, "Manage")],
+        default=AccessLevel.DEPLOY.value,
+        help_text="The right on this environment an approver needs.",
     )
     prepared_plan_ttl_hours = models.PositiveIntegerField(
         default=96, help_text="A prepared plan not continued within this time expires and frees the environment."
@@ -164,13 +184,6 @@ class FrontEnd(models.Model):
     def refusals(self) -> list[dict]:
         """What its agent refused lately (unsigned, forged, replayed, misdirected messages), newest first."""
         return list(reversed((self.last_report or {}).get("refused") or []))
-
-
-class AccessLevel(models.IntegerChoices):
-    NONE = 0, "None"
-    VIEW = 1, "View"
-    DEPLOY = 2, "Deploy"
-    MANAGE = 3, "Manage"
 
 
 class EnvironmentAccess(models.Model):

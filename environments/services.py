@@ -30,6 +30,8 @@ ENVIRONMENT_FIELDS = (
     "window_minutes",
     "window_timezone",
     "enforce_window",
+    "approvals_required",
+    "approver_level",
     "prepared_plan_ttl_hours",
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",
@@ -125,6 +127,20 @@ def _validate_window(data: dict[str, Any]) -> None:
         raise InvalidInput("Unknown day of the week.", field="window_days")
 
 
+def _validate_approvals(data: dict[str, Any], environment: Environment | None) -> None:
+    def value(name: str) -> Any:
+        return data[name] if name in data else getattr(environment, name, None)
+
+    needed = value("approvals_required") or 0
+    if needed and not value("two_stage_deployments"):
+        # Deploy Now runs Continue right after Prepare: there is no moment to approve in.
+        raise InvalidInput("Approvals before Continue need deployments in two stages.", field="approvals_required")
+    if not 0 <= needed <= 10:
+        raise InvalidInput("Between 0 and 10 approvals.", field="approvals_required")
+    if value("approver_level") not in (None, AccessLevel.DEPLOY, AccessLevel.MANAGE):
+        raise InvalidInput("Approvers need the deploy or the manage right.", field="approver_level")
+
+
 def _inspect_connection(dsn: str, params: dict[str, str]) -> databases.ServerView:
     try:
         return databases.inspect(dsn, summary=connection_summary(params))
@@ -146,6 +162,7 @@ def save_environment(
     role with more rights than a deployment needs is accepted only when an infra admin confirms it.
     """
     _validate_window(data)
+    _validate_approvals(data, environment)
     view = None
     if app_db_dsn:
         params = parse_connection(app_db_dsn)

@@ -218,6 +218,11 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Extension of the console, only while the plan is prepared: how long Continue "
                 "should take against the time left in the target's deployment window.",
             },
+            "Approvals": {
+                **ref("Approvals"),
+                "description": "Extension of the console, on a target that asks for approvals before Continue, "
+                "once the plan was prepared: who approved the plan as prepared and what is missing.",
+            },
         },
         required=["DeploymentStatus", "Info", "DeploymentLog"],
     ),
@@ -235,6 +240,36 @@ SCHEMAS: dict[str, Any] = {
             "Fits": {"type": ["boolean", "null"], "description": "The pessimistic end fits in what is left."},
             "Basis": {"type": "string", "description": "What the SQL throughputs were calibrated from."},
         }
+    ),
+    "Approvals": obj(
+        {
+            "Needed": {"type": "integer", "description": "Approvals the target asks for before Continue."},
+            "Missing": {
+                "type": "integer",
+                "description": "How many are still missing (all of them after a rejection).",
+            },
+            "Complete": {"type": "boolean", "description": "Continue may run as far as approvals go."},
+            "Rejected": BOOLEAN,
+            "Summary": STRING,
+            "Decisions": array_of(
+                obj(
+                    {
+                        "User": STRING,
+                        "Decision": {"type": "string", "enum": ["Approved", "Rejected"]},
+                        "Comment": STRING,
+                        "At": DATE_TIME,
+                        "Counted": {
+                            "type": "boolean",
+                            "description": "False for an approval by whoever prepared or scheduled the plan.",
+                        },
+                    }
+                )
+            ),
+        }
+    ),
+    "ApprovalRequest": obj(
+        {"Comment": {"type": "string", "description": "Why, kept with the decision and in the audit trail."}},
+        required=[],
     ),
     "ContinueRequest": obj(
         {
@@ -426,9 +461,31 @@ PATHS: dict[str, Any] = {
             "Deployments_Continue",
             "Continue a prepared plan; 202 once it is running, 409 if a Continue runs already. "
             "400 when the pessimistic estimate exceeds the time left in the window, unless a Reason is given by "
-            "an account with the manage right on the target.",
+            "an account with the manage right on the target; 400 while approvals the target asks for are missing "
+            "or after a rejection.",
             responses({202: None}, 400, 403, 404, 409),
             requestBody={"required": False, "content": {JSON: {"schema": ref("ContinueRequest")}}},
+        ),
+    },
+    "/deployments/{DeploymentKey}/approve/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Approve",
+            "Extension of the console: approve the plan as prepared (Prepare Again voids approvals). The account "
+            "needs the target's approver right and must not have prepared or scheduled the plan; 409 when it "
+            "already approved.",
+            responses({200: ref("Approvals")}, 400, 403, 404, 409),
+            requestBody={"required": False, "content": {JSON: {"schema": ref("ApprovalRequest")}}},
+        ),
+    },
+    "/deployments/{DeploymentKey}/reject/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Reject",
+            "Extension of the console: reject the plan as prepared; Continue (and a scheduled Continue) is "
+            "refused until the plan is prepared again.",
+            responses({200: ref("Approvals")}, 400, 403, 404, 409),
+            requestBody={"required": False, "content": {JSON: {"schema": ref("ApprovalRequest")}}},
         ),
     },
     "/deployments/{DeploymentKey}/abort/": {

@@ -208,9 +208,15 @@ def deployment_details(
 
 
 def deployment_status(
-    plan: DeploymentPlan, *, log: list[LogLine], continue_estimate: dict[str, Any] | None = None
+    plan: DeploymentPlan,
+    *,
+    log: list[LogLine],
+    continue_estimate: dict[str, Any] | None = None,
+    approvals: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    extension = {"ContinueEstimate": continue_estimate} if continue_estimate is not None else {}
+    extension: dict[str, Any] = {"ContinueEstimate": continue_estimate} if continue_estimate is not None else {}
+    if approvals is not None:
+        extension["Approvals"] = approvals
     return {
         **extension,
         "DeploymentStatus": plan.api_status,

@@ -34,6 +34,8 @@ urlpatterns = [
     re_path(rf"^deployments/(?P<plan_key>{KEY})/?$", views.deployment, name="deployment"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/start/?$", views.deployment_start, name="deployment_start"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/continue/?$", views.deployment_continue, name="deployment_continue"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/approve/?$", views.deployment_approve, name="deployment_approve"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/reject/?$", views.deployment_reject, name="deployment_reject"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/abort/?$", views.deployment_abort, name="deployment_abort"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/status/?$", views.deployment_status, name="deployment_status"),
 ]

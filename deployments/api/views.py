@@ -31,6 +31,7 @@ from deployments.models import (
     PlanOperation,
     RunningVersion,
 )
+from deployments.plans import approvals
 from deployments.plans import services as plans
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
@@ -434,6 +435,31 @@ def deployment_continue(request: HttpRequest, plan_key: str) -> HttpResponse:
     return accepted()
 
 
+def _comment(request: HttpRequest) -> str:
+    comment = (json_body(request).get("Comment") or "") if request.body else ""
+    if not isinstance(comment, str):
+        raise ApiError(400, "Comment must be a string.")
+    return comment[:2000]
+
+
+@endpoint("POST", conflict_is_409=True)
+def deployment_approve(request: HttpRequest, plan_key: str) -> HttpResponse:
+    # Extension of the console: an approval of the plan as prepared, by an account other than the
+    # one that prepared or scheduled it; 409 when this account already approved.
+    plan = plan_or_404(request, plan_key)
+    comment = _comment(request)
+    approvals.approve(actor=Actor.of_request(request), plan=plan, comment=comment)
+    return JsonResponse(approvals.status_of(plan).as_api())
+
+
+@endpoint("POST", conflict_is_409=True)
+def deployment_reject(request: HttpRequest, plan_key: str) -> HttpResponse:
+    plan = plan_or_404(request, plan_key)
+    comment = _comment(request)
+    approvals.reject(actor=Actor.of_request(request), plan=plan, comment=comment)
+    return JsonResponse(approvals.status_of(plan).as_api())
+
+
 @endpoint("POST")
 def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
@@ -449,6 +475,12 @@ def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
         generated = list(GeneratedSql.objects.filter(plan=plan))
         frontends = plan.target.frontends.filter(enabled=True).count()
         estimate = continue_estimate(plan, generated, frontends).as_api()
+    status = approvals.status_of(plan) if plan.target.approvals_required and plan.prepared_at else None
     return JsonResponse(
-        serializers.deployment_status(plan, log=list(plan.log_lines.order_by("seq")), continue_estimate=estimate)
+        serializers.deployment_status(
+            plan,
+            log=list(plan.log_lines.order_by("seq")),
+            continue_estimate=estimate,
+            approvals=status.as_api() if status is not None else None,
+        )
     )

@@ -1,5 +1,6 @@
 """The models of the deployments app, one module per sub-domain (same app label, same tables)."""
 
+from deployments.models.approvals import Approval, Decision
 from deployments.models.catalog import Application, ApplicationKind, ApplicationVersion, RunningVersion
 from deployments.models.mobile import MobileAppConfig, MobilePackage
 from deployments.models.notifications import (
@@ -16,8 +17,10 @@ from deployments.state.machine import PlanState, StageState, StepState
 
 __all__ = [
     "Application",
+    "Approval",
     "ApplicationKind",
     "ApplicationVersion",
+    "Decision",
     "DeliveryStatus",
     "DeploymentPlan",
     "GeneratedSql",

@@ -20,6 +20,9 @@ class NotificationEvent(models.TextChoices):
     FAILED = "failed", "Failed (needs intervention)"
     ABORTED = "aborted", "Aborted"
     EXPIRING = "expiring", "Prepared plan about to expire"
+    APPROVAL_NEEDED = "approval_needed", "Approval needed"
+    APPROVED = "approved", "Approved (all approvals in)"
+    REJECTED = "rejected", "Rejected"
 
 
 class NotificationKind(models.TextChoices):

@@ -91,14 +91,31 @@ def plan_moved(move: PlanMove) -> None:
         event = event_for(move.source, move.to)
         if event is None:
             return
+        events = [event]
+        if event == E.PREPARED:
+            # A prepare that needs approvals asks the approvers too.
+            events.append(E.APPROVAL_NEEDED)
         if not NotificationRule.objects.filter(
-            environment__plans_to=move.plan_id, enabled=True, events__contains=[event]
+            environment__plans_to=move.plan_id, enabled=True, events__overlap=events
         ).exists():
             return
         plan = DeploymentPlan.objects.select_related("source", "target").get(pk=move.plan_id)
-        notify(plan=plan, event=event)
+        for wanted in events:
+            if wanted == E.APPROVAL_NEEDED and not plan.target.approvals_required:
+                continue
+            notify(plan=plan, event=wanted)
     except Exception:  # a notification problem must never reach the deployment
         logger.exception("notifications for plan %s moving to %s could not be queued", move.plan_id, move.to)
+
+
+def approval_decided(plan_id: int, event: str, reason: str) -> None:
+    """Listens to decisions on approvals (registered at app start): all approvals in, or a
+    rejection. Never raises."""
+    try:
+        plan = DeploymentPlan.objects.select_related("source", "target").get(pk=plan_id)
+        notify(plan=plan, event=event, reason=reason)
+    except Exception:  # a notification problem must never reach the decision
+        logger.exception("notifications of an approval of plan %s could not be queued", plan_id)
 
 
 def notify(*, plan: DeploymentPlan, event: str, reason: str | None = None) -> list[NotificationDelivery]:

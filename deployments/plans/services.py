@@ -27,6 +27,7 @@ from deployments.models import (
     RunningVersion,
     StageKind,
 )
+from deployments.plans import approvals
 from deployments.stages import queue
 from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
@@ -51,6 +52,9 @@ class PlanInvalid(PlanRefused):
         super().__init__("The plan has errors: " + "; ".join(validation.errors))
 
 
+ApprovalsMissing = approvals.ApprovalsMissing
+
+
 class AlreadyRunning(Conflict):
     """Somebody pressed the same button first (409 where the API tells it from a refusal)."""
 
@@ -66,6 +70,7 @@ class EstimateDoesNotFit(PlanRefused):
 
 __all__ = [
     "AlreadyRunning",
+    "ApprovalsMissing",
     "OutsideWindow",
     "PlanInvalid",
     "PlanRefused",
@@ -249,6 +254,9 @@ def continue_plan(
         raise AlreadyRunning("The deployment is already running.")
     if not plan.may_continue:
         raise PlanRefused(f"The plan is {plan.state_label.lower()}: there is nothing to continue.")
+    waiting_for_approvals = approvals.refusal_sentence(plan)
+    if waiting_for_approvals:
+        raise approvals.ApprovalsMissing(waiting_for_approvals)
     outside = target.has_window and not target.window_open(now)
     override_reason = (override_reason or "").strip()
     if outside and target.enforce_window and not override_reason:
@@ -368,6 +376,9 @@ def schedule_continue(*, actor: Actor, plan: DeploymentPlan, at: dt.datetime | N
         except TransitionLost:
             raise PlanRefused("The plan moved on meanwhile: reload and try again.") from None
         append_log(plan, "info", f"Continue scheduled for {when} by {actor.name}.")
+        waiting = approvals.refusal_sentence(plan)
+        if waiting:
+            append_log(plan, "info", f"The scheduled Continue waits for its approvals: {waiting}")
         _audit(actor, "plan.continue_scheduled", plan, changes={"continue_at": [None, at.isoformat()]})
     return plan
 
@@ -408,6 +419,8 @@ def run_scheduled_continues(*, now: dt.datetime | None = None) -> list[Deploymen
             continue_plan(actor=Actor.person(user), plan=plan, scheduled=True)
         except AlreadyRunning:
             continue  # another beat (or a person) continued it first
+        except approvals.ApprovalsMissing:
+            continue  # it waits, scheduled, for its approvals; the next beat asks again
         except (Refusal, PermissionDenied) as exc:
             try:
                 moves.move_plan(

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from core.actors import Actor
 from core.refusals import Refusal
 from deployments.models import Application, ApplicationVersion, DeploymentPlan, RunningVersion
-from deployments.plans import selectors
+from deployments.plans import approvals, selectors
 from deployments.plans import services as plans
 from deployments.plans.production_guard import recent_authentication_on_production
 from deployments.state import machine
@@ -308,4 +308,36 @@ def plan_add_suggestion(request: HttpRequest, key) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{app.name} added to the plan.")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
+def plan_approve(request: HttpRequest, key) -> HttpResponse:
+    """Approve or reject (``decision``) the plan as prepared, with an optional comment."""
+    plan = plan_for(request, key)
+    reject = request.POST.get("decision") == "reject"
+    try:
+        (approvals.reject if reject else approvals.approve)(
+            actor=Actor.person(request.user), plan=plan, comment=request.POST.get("comment", "")[:2000]
+        )
+    except Refusal as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, "Rejected: Continue is blocked until the plan is prepared again." if reject else "Approved."
+        )
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
+def plan_withdraw_approval(request: HttpRequest, key) -> HttpResponse:
+    plan = plan_for(request, key)
+    try:
+        approvals.withdraw(actor=Actor.person(request.user), plan=plan)
+    except Refusal as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Your approval is withdrawn.")
     return redirect("deployments:plan", key=plan.key)

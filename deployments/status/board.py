@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.durations import seconds_label
 from deployments.models import DeploymentPlan, GeneratedSql, RunningVersion, Stage, Step
+from deployments.plans import approvals
 from deployments.state import machine
 from deployments.state.machine import StageState, StepState
 from environments.models import Environment, FrontEnd
@@ -70,6 +71,8 @@ class EnvironmentCard:
     agents: list[AgentState]
     # A prepared plan's Continue SQL estimate (typical, pessimistic) in seconds, from Prepare.
     sql_estimate: tuple[float, float] | None = None
+    # Where a prepared plan's approvals stand, on an environment that asks for them.
+    approvals: approvals.ApprovalStatus | None = None
 
     @property
     def sql_estimate_label(self) -> str:
@@ -194,6 +197,11 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 last_class=last_class,
                 agents=agents.get(env.pk, []),
                 sql_estimate=estimates.get(holder.pk) if holder is not None else None,
+                approvals=(
+                    approvals.status_of(holder)
+                    if holder is not None and holder.is_prepared and env.approvals_required
+                    else None
+                ),
             )
         )
     return cards
@@ -225,7 +233,9 @@ def board_signature(env_ids: list[int], *, now: dt.datetime) -> str:
               (select coalesce(string_agg(id || ':' || enabled || ':' || coalesce(last_seen_at::text, ''), ','
                                           order by id), '')
                  from environments_frontend where environment_id = any(%(envs)s)),
-              (select coalesce(max(updated_at)::text, '') from environments_environment where id = any(%(envs)s))
+              (select coalesce(max(updated_at)::text, '') from environments_environment where id = any(%(envs)s)),
+              -- decisions on approvals (a withdrawal changes the count of standing ones)
+              (select coalesce(max(id), 0) || ':' || count(*) from deployments_approval where withdrawn_at is null)
             """,
             {
                 "envs": env_ids,

@@ -27,6 +27,7 @@ from deployments.models import (
     Stage,
     Step,
 )
+from deployments.plans import approvals
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from deployments.statements.parse import FLAG_LABELS
@@ -191,6 +192,19 @@ def _settled_context(plan: DeploymentPlan, generated: list[GeneratedSql], fronte
     }
 
 
+def _approvals_context(request: HttpRequest, plan: DeploymentPlan) -> dict[str, Any]:
+    """Who approved the plan as prepared, what is missing, and what this user may say."""
+    if not plan.target.approvals_required or not (plan.is_prepared or plan.is_suspended):
+        return {"approvals": None}
+    status = approvals.status_of(plan)
+    mine = next((a for a in status.counted + status.not_counted if a.user_id == request.user.pk), None)
+    return {
+        "approvals": status,
+        "may_decide": approvals.may_decide(request.user, plan),
+        "my_approval": mine,
+    }
+
+
 def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy: bool) -> dict[str, Any]:
     # Read before the stages and the log are: whatever changes while the page is being built
     # makes its first poll a 200 that brings it, never a 304 that would hide it.
@@ -200,6 +214,7 @@ def plan_page_context(request: HttpRequest, plan: DeploymentPlan, *, can_deploy:
     context = _live_context(plan, can_deploy=can_deploy, operations=operations, generated=generated)
     context.update(_settled_context(plan, generated, context["frontend_count"]))
     context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
+    context.update(_approvals_context(request, plan))
     newest = list(plan.log_lines.order_by("-seq")[:LOG_WINDOW])[::-1]
     last_seq = newest[-1].seq if newest else 0
     stages = pulse.stages if pulse is not None else ""  # vanished meanwhile: the next poll answers 404
@@ -283,6 +298,8 @@ def plan_live_response(
         if settled:
             context.update(_settled_context(plan, generated, context["frontend_count"]))
             context["can_manage"] = access.can(request.user, plan.target_id, AccessLevel.MANAGE)
+            context.update(_approvals_context(request, plan))
+    context.update(_approvals_context(request, plan))
     context.update(
         stages_html=stages_html,
         lines=lines,
