@@ -268,3 +268,21 @@ def test_the_plan_page_shows_who_approved_and_offers_the_buttons_to_approvers_on
 
     client.post(reverse("deployments:plan_withdraw_approval", args=[prepared.key]))
     assert "0 of 1 approvals" in client.get(url).content.decode()
+
+
+def test_an_infra_admin_asks_for_approvals_on_the_environment_page(client, landscape, admin_user):
+    env = landscape["Production"]
+    client.login(username="admin", password=PASSWORD)
+    form = client.get(reverse("environments:edit", args=[env.key])).context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data.update(
+        window_start="02:00", window_days=list(range(7)), approvals_required=2, approver_level=AccessLevel.MANAGE
+    )
+    response = client.post(reverse("environments:edit", args=[env.key]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    env.refresh_from_db()
+    assert (env.approvals_required, env.approver_level) == (2, AccessLevel.MANAGE)
+    page = client.get(reverse("environments:detail", args=[env.key])).content.decode()
+    assert "2, from people with the manage right" in page
+    changed = AuditEvent.objects.filter(action="environment.changed").last()
+    assert changed.changes["approvals_required"] == [0, 2]
