@@ -5,8 +5,9 @@ import zoneinfo
 from django import forms
 from django.db import models
 
-from environments.models import WEEKDAYS, AccessLevel, Environment, FrontEnd
+from environments.models import AccessLevel, Environment, FrontEnd
 from environments.services import ENVIRONMENT_FIELDS
+from environments.windows import WEEKDAY_NAMES, WEEKDAYS
 
 
 class EnvironmentForm(forms.ModelForm):
@@ -116,3 +117,46 @@ class FrontEndForm(forms.ModelForm):
 
     def validate_unique(self) -> None:
         pass
+
+
+class WindowForm(forms.Form):
+    days = forms.TypedMultipleChoiceField(
+        choices=list(enumerate(WEEKDAYS)), coerce=int, widget=forms.CheckboxSelectMultiple, label="Days"
+    )
+    start = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), label="Start")
+    minutes = forms.IntegerField(min_value=1, max_value=24 * 60, label="Length (minutes)")
+    timezone = forms.CharField(max_length=64, initial="UTC", label="Time zone")
+
+
+FREEZE_WEEKS = [(1, "first"), (2, "second"), (3, "third"), (4, "fourth"), (5, "fifth"), (-1, "last")]
+
+
+class FreezeForm(forms.Form):
+    reason = forms.CharField(max_length=300, label="Reason")
+    starts_at = forms.DateTimeField(
+        required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    ends_at = forms.DateTimeField(
+        required=False, label="Until", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    week = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, choices=[("", "—"), *FREEZE_WEEKS], label="Or every month: the"
+    )
+    weekday = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, choices=[("", "—"), *enumerate(WEEKDAY_NAMES)], label="day"
+    )
+    timezone = forms.CharField(max_length=64, initial="UTC", label="Time zone")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        tz_name = (data.get("timezone") or "UTC").strip()
+        try:
+            tz = zoneinfo.ZoneInfo(tz_name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(f"Unknown time zone {tz_name!r}.") from None
+        # The range is typed in the freeze's own time zone.
+        for name in ("starts_at", "ends_at"):
+            value = data.get(name)
+            if value is not None:
+                data[name] = value.replace(tzinfo=None).replace(tzinfo=tz)
+        return data

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -15,15 +14,13 @@ from django.db import models
 from django.utils import timezone
 
 from core import encryption
+from environments import windows
 
 
 class EnvironmentKind(models.TextChoices):
     DEVELOPMENT = "Development"
     TEST = "Test"
     PRODUCTION = "Production"
-
-
-WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 class AccessLevel(models.IntegerChoices):
@@ -109,17 +106,29 @@ class Environment(models.Model):
             return ""
         return encryption.decrypt(self.app_db_dsn_encrypted)
 
+    # The deployment windows: the one of the fields above (the first), plus any further windows
+    # (DeploymentWindow rows). Read through the methods below (environments.windows computes).
+    def weekly_windows(self) -> list[windows.WeeklyWindow]:
+        out = []
+        if self.window_days and self.window_start is not None and self.window_minutes:
+            out.append(
+                windows.WeeklyWindow(
+                    tuple(self.window_days), self.window_start, self.window_minutes, self.window_timezone
+                )
+            )
+        if self.pk:
+            out += [w.as_weekly() for w in self.windows.all()]
+        return out
+
     @property
     def has_window(self) -> bool:
-        return bool(self.window_days) and self.window_start is not None and bool(self.window_minutes)
+        return bool(self.weekly_windows())
 
     def window_label(self) -> str:
-        if not self.has_window:
+        weekly = self.weekly_windows()
+        if not weekly:
             return "No window"
-        days = "every day" if len(self.window_days) == 7 else ", ".join(WEEKDAYS[d] for d in sorted(self.window_days))
-        start = self.window_start
-        end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=self.window_minutes)).time()
-        return f"{start:%H:%M}–{end:%H:%M} {self.window_timezone}, {days}"
+        return "; ".join(w.label() for w in weekly)
 
     def window_open(self, moment: dt.datetime | None = None) -> bool:
         moment = moment or timezone.now()
@@ -128,20 +137,87 @@ class Environment(models.Model):
 
     def window_at(self, moment: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime] | None:
         """The window open at ``moment``, else the next one: (start, end), aware datetimes."""
-        if not self.has_window:
-            return None
-        moment = moment or timezone.now()
-        tz = zoneinfo.ZoneInfo(self.window_timezone)
-        local = moment.astimezone(tz)
-        length = dt.timedelta(minutes=self.window_minutes or 0)
-        for offset in range(-1, 8):
-            day = local.date() + dt.timedelta(days=offset)
-            if day.weekday() not in self.window_days:
-                continue
-            start = dt.datetime.combine(day, self.window_start, tzinfo=tz)
-            if start + length > moment:
-                return start, start + length
-        return None
+        return windows.window_at(self.weekly_windows(), moment or timezone.now())
+
+    def freeze_rules(self) -> list[windows.FreezeRule]:
+        return [f.as_rule() for f in self.freezes.all()] if self.pk else []
+
+    def freeze_at(self, moment: dt.datetime | None = None) -> windows.FreezePeriod | None:
+        """The freeze in force at ``moment``, else the next one."""
+        return windows.freeze_at(self.freeze_rules(), moment or timezone.now())
+
+    def frozen_at(self, moment: dt.datetime | None = None) -> windows.FreezePeriod | None:
+        """The freeze in force at ``moment``, if any."""
+        return windows.frozen_at(self.freeze_rules(), moment or timezone.now())
+
+    def next_window_outside_freezes(self, moment: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime] | None:
+        return windows.next_window_outside_freezes(self.weekly_windows(), self.freeze_rules(), moment or timezone.now())
+
+
+class DeploymentWindow(models.Model):
+    """A further weekly window of an environment (the first one is on the environment itself)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="windows")
+    days = ArrayField(models.PositiveSmallIntegerField())
+    start = models.TimeField()
+    minutes = models.PositiveIntegerField()
+    timezone = models.CharField(max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+
+    def __str__(self) -> str:
+        return self.as_weekly().label()
+
+    def as_weekly(self) -> windows.WeeklyWindow:
+        return windows.WeeklyWindow(tuple(self.days), self.start, self.minutes, self.timezone)
+
+
+class Freeze(models.Model):
+    """A period when no deployment changes the environment: a one-off range (``starts_at`` to
+    ``ends_at``), or every month the ``week``-th ``weekday`` (-1: the last), the whole local day."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freezes")
+    reason = models.CharField(max_length=300)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    week = models.SmallIntegerField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["starts_at", "week", "weekday", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(starts_at__isnull=False, ends_at__isnull=False, weekday__isnull=True, week__isnull=True)
+                    | models.Q(starts_at__isnull=True, ends_at__isnull=True, weekday__isnull=False, week__isnull=False)
+                ),
+                name="freeze_one_off_or_monthly",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.as_rule().label()}: {self.reason}"
+
+    def as_rule(self) -> windows.FreezeRule:
+        return windows.FreezeRule(
+            reason=self.reason,
+            timezone=self.timezone,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            weekday=self.weekday,
+            week=self.week,
+        )
+
+    def label(self) -> str:
+        return self.as_rule().label()
 
 
 class FrontEnd(models.Model):

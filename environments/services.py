@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
+import zoneinfo
 from typing import Any
 
 import psycopg2
 from django.db import connection, transaction
+from django.utils import timezone as dj_timezone
 from django.utils.text import slugify
 from psycopg2.extensions import parse_dsn
 
@@ -16,7 +19,7 @@ from core import audit, encryption, outbound
 from core.actors import Actor
 from core.refusals import Refusal
 from environments import access, databases, folders
-from environments.models import AccessLevel, Environment, EnvironmentAccess, FrontEnd
+from environments.models import AccessLevel, DeploymentWindow, Environment, EnvironmentAccess, Freeze, FrontEnd
 
 ENVIRONMENT_FIELDS = (
     "name",
@@ -358,3 +361,113 @@ def set_access(*, actor: Actor, user: Any, environment: Environment, level: int)
                 environment_key=environment.key,
                 changes={"level": [AccessLevel(old).label, AccessLevel(level).label]},
             )
+
+
+# --- further windows and freezes ----------------------------------------------------------------
+
+
+def _check_timezone(name: str, field: str) -> str:
+    name = (name or "UTC").strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"Unknown time zone {name!r} (use a name like Europe/Lisbon).", field=field) from None
+    return name
+
+
+def _audit_environment(actor: Actor, environment: Environment, action: str, **kwargs: Any) -> None:
+    audit.record(
+        actor=actor,
+        action=action,
+        object_type="environment",
+        object_key=environment.key,
+        object_label=environment.name,
+        environment_key=environment.key,
+        **kwargs,
+    )
+
+
+def add_window(
+    *, actor: Actor, environment: Environment, days: list[int], start: dt.time, minutes: int, timezone_name: str
+) -> DeploymentWindow:
+    """A further weekly deployment window of the environment (manage right)."""
+    if not actor.is_system:
+        access.require(actor.user, environment, AccessLevel.MANAGE)
+    _validate_window({"window_days": days, "window_start": start, "window_minutes": minutes})
+    if not days:
+        raise InvalidInput("A deployment window needs days, a start time and a duration.", field="days")
+    tz = _check_timezone(timezone_name, "timezone")
+    with transaction.atomic():
+        window = DeploymentWindow.objects.create(
+            environment=environment, days=sorted(set(days)), start=start, minutes=minutes, timezone=tz
+        )
+        Environment.objects.filter(pk=environment.pk).update(updated_at=dj_timezone.now())
+        _audit_environment(actor, environment, "environment.window_added", message=str(window))
+    return window
+
+
+def delete_window(*, actor: Actor, window: DeploymentWindow) -> None:
+    environment = window.environment
+    if not actor.is_system:
+        access.require(actor.user, environment, AccessLevel.MANAGE)
+    with transaction.atomic():
+        label = str(window)
+        window.delete()
+        Environment.objects.filter(pk=environment.pk).update(updated_at=dj_timezone.now())
+        _audit_environment(actor, environment, "environment.window_removed", message=label)
+
+
+def add_freeze(
+    *,
+    actor: Actor,
+    environment: Environment,
+    reason: str,
+    starts_at: dt.datetime | None = None,
+    ends_at: dt.datetime | None = None,
+    weekday: int | None = None,
+    week: int | None = None,
+    timezone_name: str = "UTC",
+) -> Freeze:
+    """A freeze: a one-off range (``starts_at`` to ``ends_at``) or a monthly day (``weekday`` of
+    the ``week``-th week, -1 the last), with a reason (manage right)."""
+    if not actor.is_system:
+        access.require(actor.user, environment, AccessLevel.MANAGE)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the environment is frozen.", field="reason")
+    tz = _check_timezone(timezone_name, "timezone")
+    monthly = weekday is not None or week is not None
+    if monthly:
+        if weekday not in range(7) or week not in (1, 2, 3, 4, 5, -1):
+            raise InvalidInput("Choose a day of the week and which one of the month.", field="week")
+        starts_at = ends_at = None
+    else:
+        if starts_at is None or ends_at is None:
+            raise InvalidInput("A freeze needs a start and an end, or a monthly day.", field="starts_at")
+        if ends_at <= starts_at:
+            raise InvalidInput("The freeze must end after it starts.", field="ends_at")
+    with transaction.atomic():
+        freeze = Freeze.objects.create(
+            environment=environment,
+            reason=reason[:300],
+            starts_at=starts_at,
+            ends_at=ends_at,
+            weekday=weekday if monthly else None,
+            week=week if monthly else None,
+            timezone=tz,
+            created_by=actor.user,
+        )
+        Environment.objects.filter(pk=environment.pk).update(updated_at=dj_timezone.now())
+        _audit_environment(actor, environment, "environment.freeze_added", message=str(freeze))
+    return freeze
+
+
+def delete_freeze(*, actor: Actor, freeze: Freeze) -> None:
+    environment = freeze.environment
+    if not actor.is_system:
+        access.require(actor.user, environment, AccessLevel.MANAGE)
+    with transaction.atomic():
+        label = str(freeze)
+        freeze.delete()
+        Environment.objects.filter(pk=environment.pk).update(updated_at=dj_timezone.now())
+        _audit_environment(actor, environment, "environment.freeze_removed", message=label)

@@ -5,13 +5,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.actors import Actor
 from core.models import AuditEvent
 from environments import access, services
-from environments.forms import EnvironmentForm, FrontEndForm
-from environments.models import AccessLevel, Environment, FrontEnd
+from environments.forms import EnvironmentForm, FreezeForm, FrontEndForm, WindowForm
+from environments.models import AccessLevel, DeploymentWindow, Environment, Freeze, FrontEnd
 
 
 def _environment_for(request: HttpRequest, key, level: int) -> Environment:
@@ -49,8 +50,92 @@ def environment_detail(request: HttpRequest, key) -> HttpResponse:
             "frontends": environment.frontends.all(),
             "can_manage": can_manage,
             "events": events,
+            "windows": environment.windows.all(),
+            "freezes": environment.freezes.all(),
+            "next_window": environment.next_window_outside_freezes(),
+            "freeze": environment.freeze_at(),
+            "now": timezone.now(),
+            "window_form": WindowForm() if can_manage else None,
+            "freeze_form": FreezeForm() if can_manage else None,
         },
     )
+
+
+def _form_errors(form) -> str:
+    return " ".join(
+        f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}" for field, errs in form.errors.items()
+    )
+
+
+@login_required
+@require_POST
+def window_add(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    form = WindowForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("environments:detail", key=key)
+    try:
+        services.add_window(
+            actor=Actor.person(request.user),
+            environment=environment,
+            days=form.cleaned_data["days"],
+            start=form.cleaned_data["start"],
+            minutes=form.cleaned_data["minutes"],
+            timezone_name=form.cleaned_data["timezone"],
+        )
+    except services.InvalidInput as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Window added.")
+    return redirect("environments:detail", key=key)
+
+
+@login_required
+@require_POST
+def window_delete(request: HttpRequest, key, pk: int) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    window = get_object_or_404(DeploymentWindow, pk=pk, environment=environment)
+    services.delete_window(actor=Actor.person(request.user), window=window)
+    messages.success(request, "Window removed.")
+    return redirect("environments:detail", key=key)
+
+
+@login_required
+@require_POST
+def freeze_add(request: HttpRequest, key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    form = FreezeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("environments:detail", key=key)
+    data = form.cleaned_data
+    try:
+        services.add_freeze(
+            actor=Actor.person(request.user),
+            environment=environment,
+            reason=data["reason"],
+            starts_at=data.get("starts_at"),
+            ends_at=data.get("ends_at"),
+            weekday=data.get("weekday"),
+            week=data.get("week"),
+            timezone_name=data["timezone"],
+        )
+    except services.InvalidInput as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Freeze added.")
+    return redirect("environments:detail", key=key)
+
+
+@login_required
+@require_POST
+def freeze_delete(request: HttpRequest, key, freeze_key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    freeze = get_object_or_404(Freeze, key=freeze_key, environment=environment)
+    services.delete_freeze(actor=Actor.person(request.user), freeze=freeze)
+    messages.success(request, "Freeze removed.")
+    return redirect("environments:detail", key=key)
 
 
 @login_required

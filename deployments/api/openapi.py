@@ -276,7 +276,24 @@ SCHEMAS: dict[str, Any] = {
             "Reason": {
                 "type": "string",
                 "description": "Why continue although the pessimistic estimate exceeds the time left in the window "
-                "(needs the manage right) or outside an enforced window; kept in the audit trail.",
+                "(needs the manage right), outside an enforced window, or during a freeze of the target (needs the "
+                "manage right); kept in the audit trail and the plan's log.",
+            },
+            "ContinueAt": {
+                "type": "string",
+                "description": 'Extension of the console: "NextWindow" schedules Continue for the start of the '
+                "target's next deployment window outside every freeze; a date and time with its offset (ISO 8601) "
+                "schedules it then. The plan stays prepared until then (202).",
+            },
+        },
+        required=[],
+    ),
+    "StartRequest": obj(
+        {
+            "Reason": {
+                "type": "string",
+                "description": "Extension of the console, for a target in one stage (Deploy Now): why deploy outside "
+                "its enforced window or during its freeze (needs the manage right); kept in the audit trail.",
             }
         },
         required=[],
@@ -453,6 +470,7 @@ PATHS: dict[str, Any] = {
             "Prepare (two-stage target) or deploy now; 202 once the plan has left saved.",
             responses({202: None}, 400, 403, 404),
             parameters=[query("RedeployOutdated", BOOL_QUERY), query("ContinueWithErrors", BOOL_QUERY)],
+            requestBody={"required": False, "content": {JSON: {"schema": ref("StartRequest")}}},
         ),
     },
     "/deployments/{DeploymentKey}/continue/": {
@@ -462,7 +480,8 @@ PATHS: dict[str, Any] = {
             "Continue a prepared plan; 202 once it is running, 409 if a Continue runs already. "
             "400 when the pessimistic estimate exceeds the time left in the window, unless a Reason is given by "
             "an account with the manage right on the target; 400 while approvals the target asks for are missing "
-            "or after a rejection.",
+            "or after a rejection; 400 outside an enforced window or during a freeze, naming the parameter that "
+            "would help (Reason, or ContinueAt to schedule it).",
             responses({202: None}, 400, 403, 404, 409),
             requestBody={"required": False, "content": {JSON: {"schema": ref("ContinueRequest")}}},
         ),

@@ -14,9 +14,12 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from packaging.version import InvalidVersion, Version
 
 from core.actors import Actor
+from core.refusals import Refusal
 from deployments.api import serializers
 from deployments.api.auth import endpoint
 from deployments.api.errors import ApiError, json_body
@@ -417,21 +420,78 @@ def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
     flag(request, "RedeployOutdated")
     flag(request, "ContinueWithErrors")
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    plans.start_plan(actor=Actor.of_request(request), plan=plan)
+    # Optional {"Reason": "..."}: Deploy Now outside an enforced window or during a freeze (the
+    # manage right is needed for a freeze); kept in the audit trail.
+    reason = _string_field(_start_body(request), "Reason")
+    try:
+        plans.start_plan(actor=Actor.of_request(request), plan=plan, override_reason=reason[:500])
+    except (plans.Frozen, plans.OutsideWindow) as exc:
+        raise _with_api_hint(exc, can_schedule=False) from None
     return accepted()
+
+
+NEXT_WINDOW = "NextWindow"
+
+
+def _start_body(request: HttpRequest) -> dict[str, Any]:
+    # LifeTime's start takes no body: whatever a client sends that is not a JSON object is ignored.
+    try:
+        return json_body(request) if request.body else {}
+    except ApiError:
+        return {}
+
+
+def _string_field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name) or ""
+    if not isinstance(value, str):
+        raise ApiError(400, f"{name} must be a string.")
+    return value
+
+
+def _with_api_hint(exc: Refusal, *, can_schedule: bool) -> ApiError:
+    """The service's sentence, plus the parameter of this call that would help."""
+    if isinstance(exc, plans.Frozen):
+        hint = 'An account with the manage right on the target may give {"Reason": "..."} in the body.'
+    elif isinstance(exc, plans.EstimateDoesNotFit):
+        hint = 'An account with the manage right on the target may give {"Reason": "..."} in the body.'
+    elif isinstance(exc, plans.OutsideWindow):
+        hint = 'Give {"Reason": "..."} in the body to go on now' + (
+            f', or {{"ContinueAt": "{NEXT_WINDOW}"}} to continue when the next window opens.' if can_schedule else "."
+        )
+    else:
+        return exc if isinstance(exc, ApiError) else ApiError(exc.http_status, exc.message)
+    return ApiError(400, f"{exc.message} {hint}")
 
 
 @endpoint("POST", conflict_is_409=True)
 def deployment_continue(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    # An optional {"Reason": "..."}: continue although the estimate does not fit the window (the
-    # manage right is needed) or outside an enforced window; kept in the audit trail.
-    reason = ""
-    if request.body:
-        reason = json_body(request).get("Reason") or ""
-        if not isinstance(reason, str):
-            raise ApiError(400, "Reason must be a string.")
-    plans.continue_plan(actor=Actor.of_request(request), plan=plan, override_reason=reason[:500])
+    # Optional, documented extensions:
+    # {"Reason": "..."}: continue although the estimate does not fit the window (manage right),
+    #   outside an enforced window, or during a freeze (manage right); kept in the audit trail.
+    # {"ContinueAt": "NextWindow" | ISO 8601}: schedule Continue instead (the next window outside
+    #   every freeze, or that moment); the plan stays prepared until then.
+    body = json_body(request) if request.body else {}
+    reason = _string_field(body, "Reason")
+    continue_at = _string_field(body, "ContinueAt").strip()
+    actor = Actor.of_request(request)
+    if continue_at:
+        at = None
+        if continue_at != NEXT_WINDOW:
+            try:
+                at = parse_datetime(continue_at) if "T" in continue_at else None
+            except ValueError:  # well-formed but impossible, such as February 30th
+                at = None
+            if at is None or timezone.is_naive(at):
+                raise ApiError(
+                    400, f'ContinueAt must be "{NEXT_WINDOW}" or a date and time with its offset (ISO 8601).'
+                )
+        plans.schedule_continue(actor=actor, plan=plan, at=at)
+        return accepted()
+    try:
+        plans.continue_plan(actor=actor, plan=plan, override_reason=reason[:500])
+    except (plans.Frozen, plans.OutsideWindow, plans.EstimateDoesNotFit) as exc:
+        raise _with_api_hint(exc, can_schedule=plan.is_prepared) from None
     return accepted()
 
 

@@ -36,7 +36,7 @@ from deployments.state import machine, moves
 from deployments.state.machine import PlanState
 from deployments.state.moves import TargetHeld, TransitionLost
 from deployments.steps.validate import Validation, validate_plan
-from environments import access
+from environments import access, windows
 from environments.models import AccessLevel, Environment
 
 P = PlanState
@@ -63,6 +63,10 @@ class OutsideWindow(PlanRefused):
     """The target refuses Continue outside its deployment window unless a reason is given."""
 
 
+class Frozen(PlanRefused):
+    """The target is in a freeze: only a user with the manage right may go on, with a reason (audited)."""
+
+
 class EstimateDoesNotFit(PlanRefused):
     """The pessimistic Continue estimate exceeds the time left in the window: only a user with the
     manage right may continue, with a reason (audited)."""
@@ -71,6 +75,7 @@ class EstimateDoesNotFit(PlanRefused):
 __all__ = [
     "AlreadyRunning",
     "ApprovalsMissing",
+    "Frozen",
     "OutsideWindow",
     "PlanInvalid",
     "PlanRefused",
@@ -204,19 +209,35 @@ def _run_stage(
     return plan
 
 
-def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
-    """Prepare (two-stage target) or Deploy Now (both stages back to back)."""
+def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "") -> DeploymentPlan:
+    """Prepare (two-stage target) or Deploy Now (both stages back to back).
+
+    Deploy Now changes the target at once: it respects the target's freezes (a user with the
+    manage right overrides one with ``override_reason``) and its enforced window (a reason)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
+    target = plan.target
+    now = timezone.now()
+    override_reason = (override_reason or "").strip()
+    freeze = outside = None
+    if not target.two_stage_deployments:
+        freeze = _freeze_check(actor, target, now, override_reason, what="deploy")
+        # Only an enforced window stops Deploy Now (a window that is not enforced never did).
+        outside = target.enforce_window and target.has_window and not target.window_open(now)
+        if outside and not override_reason:
+            raise OutsideWindow(
+                f"Outside the deployment window: {window_sentence(target, now)}. "
+                "Deploy in the window, or give a reason to deploy now."
+            )
     with transaction.atomic():
         # Serialise starts on the same target; the partial unique index backs this up.
         Environment.objects.select_for_update().get(pk=plan.target_id)
         holder = moves.holder_of(plan.target_id, excluding=plan.pk)
         if holder is not None:
             raise TargetHeld(holder)
-        return _run_stage(
+        _run_stage(
             plan,
             expected=frozenset({P.SAVED}),
             to=P.PREPARING,
@@ -227,6 +248,59 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
             refused="it cannot be started.",
             fields={"started_at": timezone.now(), "started_by": actor.user},
         )
+        _overrides_written(actor, plan, now, override_reason, freeze=freeze, outside=bool(outside), what="Deployed")
+    return plan
+
+
+def _freeze_check(
+    actor: Actor, target: Environment, now: dt.datetime, override_reason: str, *, what: str
+) -> windows.FreezePeriod | None:
+    """The freeze in force, when a user with the manage right overrides it with a reason; a
+    refusal saying who may, otherwise."""
+    period = target.frozen_at(now)
+    if period is None:
+        return None
+    sentence = period.sentence(target.name)
+    if not override_reason:
+        raise Frozen(f"{sentence}. Only a user with the manage right on {target.name} may {what} now, with a reason.")
+    if not _can_manage(actor, target):
+        raise Frozen(f"{sentence}. Only a user with the manage right on {target.name} may {what} now.")
+    return period
+
+
+def _overrides_written(
+    actor: Actor,
+    plan: DeploymentPlan,
+    now: dt.datetime,
+    override_reason: str,
+    *,
+    freeze: windows.FreezePeriod | None,
+    outside: bool,
+    what: str,
+) -> None:
+    """The plan's log and the audit trail say what was overridden, by whom and why."""
+    target = plan.target
+    if freeze is not None:
+        append_log(
+            plan,
+            "warning",
+            f"{what} during a freeze ({freeze.sentence(target.name)}) by {actor.name}: {override_reason}",
+        )
+        _audit(
+            actor,
+            "plan.freeze_overridden",
+            plan,
+            message=f"{freeze.sentence(target.name)}. Reason: {override_reason}",
+        )
+    if outside:
+        append_log(
+            plan,
+            "warning",
+            f"{what} outside the deployment window ({window_sentence(target, now)})"
+            + (f": {override_reason}" if override_reason else "."),
+        )
+        if override_reason:
+            _audit(actor, "plan.window_overridden", plan, message=override_reason)
 
 
 def window_sentence(target: Environment, now: dt.datetime) -> str:
@@ -257,8 +331,9 @@ def continue_plan(
     waiting_for_approvals = approvals.refusal_sentence(plan)
     if waiting_for_approvals:
         raise approvals.ApprovalsMissing(waiting_for_approvals)
-    outside = target.has_window and not target.window_open(now)
     override_reason = (override_reason or "").strip()
+    freeze = _freeze_check(actor, target, now, override_reason, what="continue")
+    outside = target.has_window and not target.window_open(now)
     if outside and target.enforce_window and not override_reason:
         raise OutsideWindow(
             f"Outside the deployment window: {window_sentence(target, now)}. "
@@ -284,6 +359,7 @@ def continue_plan(
             kind=StageKind.CONTINUE,
             actor=actor,
             reason=("Scheduled Continue" if scheduled else "Continue Deployment")
+            + (f" during a freeze: {override_reason}" if freeze is not None else "")
             + (f" outside the window: {override_reason}" if outside and override_reason else ""),
             audit_action="plan.continued",
             refused="there is nothing to continue.",
@@ -294,15 +370,7 @@ def continue_plan(
                 "continue_scheduled_by": None,
             },
         )
-        if outside:
-            append_log(
-                plan,
-                "warning",
-                f"Continued outside the deployment window ({window_sentence(target, now)})"
-                + (f": {override_reason}" if override_reason else "."),
-            )
-            if override_reason:
-                _audit(actor, "plan.window_overridden", plan, message=override_reason)
+        _overrides_written(actor, plan, now, override_reason, freeze=freeze, outside=outside, what="Continued")
         if too_long:
             append_log(
                 plan,
@@ -338,11 +406,18 @@ def schedule_continue(*, actor: Actor, plan: DeploymentPlan, at: dt.datetime | N
         window = plan.target.window_at(now)
         if window is None:
             raise PlanRefused(f"{plan.target.name} has no deployment window: choose a time.")
-        if window[0] <= now:
+        if window[0] <= now and plan.target.frozen_at(now) is None:
             raise PlanRefused("The deployment window is open now: Continue Deployment.")
+        # The next window that opens outside every freeze.
+        window = plan.target.next_window_outside_freezes(now)
+        if window is None:
+            raise PlanRefused(f"{plan.target.name} has no window outside a freeze in the next two months.")
         at = window[0]
     if at <= now:
         raise PlanRefused("Choose a time in the future.")
+    frozen = plan.target.frozen_at(at)
+    if frozen is not None:
+        raise Frozen(f"{timezone.localtime(at):%Y-%m-%d %H:%M} is in a freeze: {frozen.sentence(plan.target.name)}.")
     if plan.target.enforce_window and plan.target.has_window and not plan.target.window_open(at):
         raise OutsideWindow(
             f"{timezone.localtime(at):%Y-%m-%d %H:%M} is outside {plan.target.name}'s deployment window."

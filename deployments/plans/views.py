@@ -205,7 +205,12 @@ def plan_save(request: HttpRequest, key) -> HttpResponse:
 def plan_start(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     two = plan.target.two_stage_deployments
-    return _act(request, key, plans.start_plan, "Preparing the deployment." if two else "Deploying now.")
+    reason = request.POST.get("reason", "")[:500]
+
+    def act(*, actor, plan):
+        return plans.start_plan(actor=actor, plan=plan, override_reason=reason)
+
+    return _act(request, key, act, "Preparing the deployment." if two else "Deploying now.")
 
 
 @login_required

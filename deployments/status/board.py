@@ -73,6 +73,9 @@ class EnvironmentCard:
     sql_estimate: tuple[float, float] | None = None
     # Where a prepared plan's approvals stand, on an environment that asks for them.
     approvals: approvals.ApprovalStatus | None = None
+    # The freeze in force, or the next one (within the coming weeks).
+    freeze: Any = None
+    frozen_now: bool = False
 
     @property
     def sql_estimate_label(self) -> str:
@@ -179,6 +182,9 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 )
         last_plan = last.get(env.pk)
         last_label, last_class = last_plan.tag if last_plan else ("", "")
+        freeze = env.freeze_at(now)
+        if not freeze_soon(freeze, now):
+            freeze = None
         cards.append(
             EnvironmentCard(
                 environment=env,
@@ -197,6 +203,8 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 last_class=last_class,
                 agents=agents.get(env.pk, []),
                 sql_estimate=estimates.get(holder.pk) if holder is not None else None,
+                freeze=freeze,
+                frozen_now=freeze is not None and freeze.start <= now < freeze.end,
                 approvals=(
                     approvals.status_of(holder)
                     if holder is not None and holder.is_prepared and env.approvals_required
@@ -248,6 +256,14 @@ def board_signature(env_ids: list[int], *, now: dt.datetime) -> str:
     clock = int(now.timestamp()) // BOARD_CLOCK_SECONDS
     raw = "|".join(map(str, [*row, clock, ",".join(map(str, sorted(env_ids)))]))
     return hashlib.sha1(raw.encode()).hexdigest()
+
+
+FREEZE_HORIZON = dt.timedelta(days=14)
+
+
+def freeze_soon(freeze: Any, now: dt.datetime) -> bool:
+    """A freeze worth a line on the board: in force, or starting within two weeks."""
+    return freeze is not None and freeze.start - now < FREEZE_HORIZON
 
 
 def window_state(environment: Environment, *, now: dt.datetime | None = None) -> dict[str, Any] | None:

@@ -186,10 +186,19 @@ def _settled_context(plan: DeploymentPlan, generated: list[GeneratedSql], fronte
             .order_by("application__name")
         ),
         "estimate": continue_estimate(plan, generated, frontends) if plan.is_prepared else None,
+        **_freeze_context(plan),
         "outside_enforced_window": (
             plan.target.enforce_window and plan.target.has_window and not plan.target.window_open()
         ),
     }
+
+
+def _freeze_context(plan: DeploymentPlan) -> dict[str, Any]:
+    """The freeze the target is in now, if any: Continue and Deploy Now then need the manage right and a reason."""
+    if plan.is_final:
+        return {"frozen": None}
+    period = plan.target.frozen_at()
+    return {"frozen": period, "frozen_sentence": period.sentence(plan.target.name) if period else ""}
 
 
 def _approvals_context(request: HttpRequest, plan: DeploymentPlan) -> dict[str, Any]:
