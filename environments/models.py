@@ -65,6 +65,13 @@ class Environment(models.Model):
         default=AccessLevel.DEPLOY.value,
         help_text="The right on this environment an approver needs.",
     )
+    only_versions_running_in_source = models.BooleanField(
+        "Deploy only versions that run in the source",
+        default=False,
+        help_text="A plan from another environment deploys here only the versions that run there (LifeTime's "
+        "meaning of deploying from Test to Production); a user with the manage right here may override it, "
+        "with a reason. Versions enter the path at its first environment, from the catalog.",
+    )
     prepared_plan_ttl_hours = models.PositiveIntegerField(
         default=96, help_text="A prepared plan not continued within this time expires and frees the environment."
     )

@@ -35,6 +35,7 @@ ENVIRONMENT_FIELDS = (
     "enforce_window",
     "approvals_required",
     "approver_level",
+    "only_versions_running_in_source",
     "prepared_plan_ttl_hours",
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",

@@ -142,7 +142,11 @@ def freeze_delete(request: HttpRequest, key, freeze_key) -> HttpResponse:
 def environment_create(request: HttpRequest) -> HttpResponse:
     if not access.is_infra_admin(request.user):
         raise PermissionDenied("Only infra admins create environments.")
-    form = EnvironmentForm(request.POST or None)
+    last = Environment.objects.order_by("-order").first()
+    # A new environment goes at the end of the promotion path: there it deploys only what runs
+    # in the environment before it, unless the admin unticks it.
+    initial = {"order": last.order + 1, "only_versions_running_in_source": True} if last else {}
+    form = EnvironmentForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             environment = services.save_environment(

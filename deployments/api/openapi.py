@@ -292,8 +292,10 @@ SCHEMAS: dict[str, Any] = {
         {
             "Reason": {
                 "type": "string",
-                "description": "Extension of the console, for a target in one stage (Deploy Now): why deploy outside "
-                "its enforced window or during its freeze (needs the manage right); kept in the audit trail.",
+                "description": "Extension of the console: why deploy versions that do not run in the source on a "
+                "target that deploys only those (needs the manage right), or, on a target in one stage (Deploy "
+                "Now), why deploy outside its enforced window or during its freeze (needs the manage right); kept "
+                "in the audit trail.",
             }
         },
         required=[],

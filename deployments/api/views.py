@@ -420,12 +420,13 @@ def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
     flag(request, "RedeployOutdated")
     flag(request, "ContinueWithErrors")
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
-    # Optional {"Reason": "..."}: Deploy Now outside an enforced window or during a freeze (the
-    # manage right is needed for a freeze); kept in the audit trail.
+    # Optional {"Reason": "..."}: Deploy Now outside an enforced window or during a freeze, or
+    # versions that do not run in the source on a target that deploys only those (the manage
+    # right is needed for a freeze and for those versions); kept in the audit trail.
     reason = _string_field(_start_body(request), "Reason")
     try:
         plans.start_plan(actor=Actor.of_request(request), plan=plan, override_reason=reason[:500])
-    except (plans.Frozen, plans.OutsideWindow) as exc:
+    except (plans.Frozen, plans.OutsideWindow, plans.NotInSource) as exc:
         raise _with_api_hint(exc, can_schedule=False) from None
     return accepted()
 
@@ -450,7 +451,9 @@ def _string_field(body: dict[str, Any], name: str) -> str:
 
 def _with_api_hint(exc: Refusal, *, can_schedule: bool) -> ApiError:
     """The service's sentence, plus the parameter of this call that would help."""
-    if isinstance(exc, plans.Frozen):
+    if isinstance(exc, plans.NotInSource):
+        hint = 'An account with the manage right on the target may give {"Reason": "..."} in the body.'
+    elif isinstance(exc, plans.Frozen):
         hint = 'An account with the manage right on the target may give {"Reason": "..."} in the body.'
     elif isinstance(exc, plans.EstimateDoesNotFit):
         hint = 'An account with the manage right on the target may give {"Reason": "..."} in the body.'

@@ -67,6 +67,11 @@ class Frozen(PlanRefused):
     """The target is in a freeze: only a user with the manage right may go on, with a reason (audited)."""
 
 
+class NotInSource(PlanRefused):
+    """The target deploys only versions that run in the source: only a user with the manage right
+    on the target may deploy others, with a reason (audited)."""
+
+
 class EstimateDoesNotFit(PlanRefused):
     """The pessimistic Continue estimate exceeds the time left in the window: only a user with the
     manage right may continue, with a reason (audited)."""
@@ -76,6 +81,7 @@ __all__ = [
     "AlreadyRunning",
     "ApprovalsMissing",
     "Frozen",
+    "NotInSource",
     "OutsideWindow",
     "PlanInvalid",
     "PlanRefused",
@@ -221,6 +227,15 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
     target = plan.target
     now = timezone.now()
     override_reason = (override_reason or "").strip()
+    not_in_source = promotion_problems(plan)
+    if not_in_source:
+        sentence = f"{target.name} deploys only versions that run in the source: " + "; ".join(not_in_source) + "."
+        if not override_reason:
+            raise NotInSource(
+                f"{sentence} A user with the manage right on {target.name} may deploy them anyway, with a reason."
+            )
+        if not _can_manage(actor, target):
+            raise NotInSource(f"{sentence} Only a user with the manage right on {target.name} may deploy them anyway.")
     freeze = outside = None
     if not target.two_stage_deployments:
         freeze = _freeze_check(actor, target, now, override_reason, what="deploy")
@@ -249,7 +264,49 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
             fields={"started_at": timezone.now(), "started_by": actor.user},
         )
         _overrides_written(actor, plan, now, override_reason, freeze=freeze, outside=bool(outside), what="Deployed")
+        if not_in_source:
+            append_log(
+                plan,
+                "warning",
+                f"Versions that do not run in {plan.source.name} deployed by {actor.name}: "
+                + "; ".join(not_in_source)
+                + f". Reason: {override_reason}",
+            )
+            _audit(
+                actor,
+                "plan.promotion_overridden",
+                plan,
+                changes={"not_in_source": not_in_source},
+                message=override_reason,
+            )
     return plan
+
+
+def promotion_problems(plan: DeploymentPlan) -> list[str]:
+    """The plan's versions that do not run in its source, when the target deploys only versions
+    that run there (empty otherwise). The first environment of the path takes any version of the
+    catalog: that is where versions enter the path."""
+    target = plan.target
+    if not target.only_versions_running_in_source:
+        return []
+    first = Environment.objects.order_by("order").values_list("pk", flat=True).first()
+    if target.pk == first:
+        return []
+    running = {
+        rv.application_id: rv.version
+        for rv in RunningVersion.objects.filter(environment_id=plan.source_id).select_related("version")
+    }
+    problems = []
+    for op in plan.operations.select_related("application", "version").order_by("application__name"):
+        if op.kind != OperationKind.DEPLOY or op.version is None:
+            continue
+        there = running.get(op.application_id)
+        if there is None or there.pk != op.version_id:
+            problems.append(
+                f"{op.application.name} {op.version.version} does not run in {plan.source.name}"
+                + (f" ({there.version} does)" if there is not None else "")
+            )
+    return problems
 
 
 def _freeze_check(

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from deployments.models import GeneratedSql, RunningVersion
+from deployments.plans import services as plans
 from deployments.plans.views import candidates, plan_for
 from deployments.state import moves
 from deployments.status import board
@@ -139,6 +140,7 @@ def plan_detail(request: HttpRequest, key) -> HttpResponse:
     if plan.is_saved:
         context.update(
             validation=validate_plan(plan),
+            not_in_source=plans.promotion_problems(plan),
             holder=moves.holder_of(plan.target_id, excluding=plan.pk),
             candidates=candidates(plan.source, plan.target) if can_deploy else None,
             selected={op.application_id: op for op in context["operations"]},

@@ -104,3 +104,18 @@ def test_deploy_now_through_the_api_during_a_freeze(api, manager_api, landscape,
     assert manager_api.post(f"/deployments/{plan.key}/start", {"Reason": "CVE fix"}).status_code == 202
     plan.refresh_from_db()
     assert plan.state == S.PREPARING
+
+
+def test_start_of_a_version_that_does_not_run_in_the_source_names_the_reason(
+    api, manager_api, landscape, register, release_user
+):
+    prod = landscape["Production"]
+    data = {name: getattr(prod, name) for name in env_services.ENVIRONMENT_FIELDS}
+    data.update(only_versions_running_in_source=True)
+    prod = env_services.save_environment(actor=SYSTEM, environment=prod, data=data)
+    plan = saved_plan(release_user, landscape["Test"], prod, [register("hr_core", "1.1.0")])
+    refused = api.post(f"/deployments/{plan.key}/start")
+    assert refused.status_code == 400
+    assert "hr_core 1.1.0 does not run in Test" in errors(refused) and '{"Reason": "..."}' in errors(refused)
+    assert manager_api.post(f"/deployments/{plan.key}/start", {"Reason": "emergency build"}).status_code == 202
+    assert AuditEvent.objects.filter(action="plan.promotion_overridden", message="emergency build").exists()
