@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import zoneinfo
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -364,7 +365,9 @@ def window_sentence(target: Environment, now: dt.datetime) -> str:
     window = target.window_at(now)
     if window is None:
         return f"{target.name} has no deployment window"
-    start = timezone.localtime(window[0], window[0].tzinfo)
+    # In the time zone the windows are set in (the first window's), as people set them.
+    zone = target.weekly_windows()[0].timezone
+    start = window[0].astimezone(zoneinfo.ZoneInfo(zone))
     return f"{target.name}'s window ({target.window_label()}) opens {start:%a %Y-%m-%d %H:%M %Z}"
 
 

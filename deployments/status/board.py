@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from django.db import connection
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery, prefetch_related_objects
 from django.utils import timezone
 
 from core.durations import seconds_label
@@ -114,6 +114,8 @@ def _agent_state(frontend: FrontEnd, now: dt.datetime) -> AgentState:
 def environment_cards(environments: list[Environment], *, now: dt.datetime | None = None) -> list[EnvironmentCard]:
     now = now or timezone.now()
     env_ids = [env.pk for env in environments]
+    # Every environment's further windows and its freezes, in two queries for the whole board.
+    prefetch_related_objects(environments, "windows", "freezes")
     running: dict[int, list[RunningVersion]] = {}
     for rv in (
         RunningVersion.objects.filter(environment_id__in=env_ids)

@@ -144,6 +144,8 @@ def test_the_openapi_document_is_served_and_describes_every_route(db):
         "/deployments/{DeploymentKey}/",
         "/deployments/{DeploymentKey}/start/",
         "/deployments/{DeploymentKey}/continue/",
+        "/deployments/{DeploymentKey}/approve/",
+        "/deployments/{DeploymentKey}/reject/",
         "/deployments/{DeploymentKey}/abort/",
         "/deployments/{DeploymentKey}/status/",
     }
