@@ -91,6 +91,10 @@ def run_continue(stage: Stage) -> None:
             log,
             resumed=resumed,
             before_first_statement=lambda: pass_point_of_no_return(plan),
+            # The target is another database: the console's fence is checked right before its
+            # COMMIT, and the target's script ledger (primary key application, script) refuses a
+            # script a second time even if two attempts raced past this check.
+            before_commit=moves.check_attempt,
         )
     except StepFailed:
         end_step(step, StepState.FAILED)
@@ -104,6 +108,7 @@ def run_continue(stage: Stage) -> None:
     undeploys = [op for op in operations if op.kind == OperationKind.UNDEPLOY]
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
+        moves.check_attempt()
         try:
             results = engine.switch(stage, frontends, deploys, undeploys)
         except StepFailed:
@@ -118,6 +123,7 @@ def run_continue(stage: Stage) -> None:
     # --- running versions --------------------------------------------------------------------
     now = timezone.now()
     with transaction.atomic():
+        moves.check_attempt()
         for op in deploys:
             RunningVersion.objects.update_or_create(
                 environment=target,

@@ -236,6 +236,7 @@ def execute_plan_sql(
     *,
     resumed: bool,
     before_first_statement: Callable[[], None],
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Execute all of the plan's SQL in one transaction on the target; return how many statements ran.
 
@@ -281,6 +282,7 @@ def execute_plan_sql(
         statement_timeout_ms=int(target.sql_statement_timeout_ms),
         deadline=deadline,
         before_first_statement=before_first_statement,
+        before_commit=before_commit,
     )
     sql_estimates.record_runs(target, report.runs, estimates)
     prepared_indexes.mark_used(plan)
