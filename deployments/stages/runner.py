@@ -88,13 +88,15 @@ def _run_attempt(stage: Stage) -> str | None:
         if not moves.finish_stage(stage, StageState.CANCELLED, explanation="Aborted."):
             return _stale(stage)
         append_log(plan, "warning", f"{stage.get_kind_display()} stopped: the plan was aborted.")
-        _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason="Aborted", fields={"aborted_at": timezone.now()})
+        with moves.ended_attempt():
+            _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason="Aborted", fields={"aborted_at": timezone.now()})
         return StageState.CANCELLED
     except StepFailed as exc:
         if not moves.finish_stage(stage, StageState.FAILED, explanation=exc.message):
             return _stale(stage)
         append_log(plan, "error", exc.message)
-        fail_plan(plan, exc.message, suspend=exc.suspend)
+        with moves.ended_attempt():
+            fail_plan(plan, exc.message, suspend=exc.suspend)
         return StageState.FAILED
     except Exception as exc:  # anything else is a bug: keep the traceback for developers
         logger.exception("stage %s errored", stage.pk)
@@ -105,7 +107,8 @@ def _run_attempt(stage: Stage) -> str | None:
         if not moves.finish_stage(stage, StageState.ERRORED, explanation=sentence, traceback=traceback.format_exc()):
             return _stale(stage)
         append_log(plan, "error", sentence)
-        fail_plan(plan, sentence, suspend=False)
+        with moves.ended_attempt():
+            fail_plan(plan, sentence, suspend=False)
         return StageState.ERRORED
 
 

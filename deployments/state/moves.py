@@ -93,6 +93,17 @@ def attempt(stage: Stage) -> Iterator[None]:
         _attempt.reset(token)
 
 
+@contextlib.contextmanager
+def ended_attempt() -> Iterator[None]:
+    """After the attempt ended its own stage (finish_stage said yes, so it was the live one): the
+    plan's follow-up move is no longer fenced by a stage that is not running any more."""
+    token = _attempt.set(None)
+    try:
+        yield
+    finally:
+        _attempt.reset(token)
+
+
 def current_attempt() -> int | None:
     return _attempt.get()
 
@@ -280,9 +291,13 @@ def complete_stage(
     """A stage that succeeded and the plan's move it ends with, in one transaction: nobody ever
     sees a finished plan whose stage still runs, or a succeeded stage whose plan did not move."""
     with transaction.atomic():
+        check_attempt()
         if not finish_stage(stage, StageState.SUCCEEDED):
             raise TransitionLost(plan.pk, expected, to)
-        return move_plan(plan, to=to, expected=expected, actor=actor, reason=reason, fields=fields)
+        # Fenced just above, the stage's row locked until this transaction ends; it is no longer
+        # running now, so the plan's move is not fenced a second time.
+        with ended_attempt():
+            return move_plan(plan, to=to, expected=expected, actor=actor, reason=reason, fields=fields)
 
 
 def cancel_queued_stages(plan: DeploymentPlan, *, explanation: str) -> int:
