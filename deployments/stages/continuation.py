@@ -50,6 +50,13 @@ def pass_point_of_no_return(plan: DeploymentPlan) -> None:
     append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
 
 
+def _fail_running(steps) -> None:
+    for step in steps:
+        step.refresh_from_db()
+        if step.status == StepState.RUNNING:
+            end_step(step, StepState.FAILED)
+
+
 def run_continue(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
@@ -112,11 +119,14 @@ def run_continue(stage: Stage) -> None:
         try:
             results = engine.switch(stage, frontends, deploys, undeploys)
         except StepFailed:
-            for fe_step in steps.values():
-                fe_step.refresh_from_db()
-                if fe_step.status == StepState.RUNNING:
-                    end_step(fe_step, StepState.FAILED)
+            _fail_running(steps.values())
             raise
+        except moves.StaleAttempt:
+            raise
+        except Exception as exc:
+            # Whatever stopped it, the switch stays all or nothing: put every front-end back.
+            _fail_running(steps.values())
+            raise StepFailed(engine.put_back_after_error(stage, frontends, exc)) from exc
         for name, fe_step in steps.items():
             end_step(fe_step, **(results.get(name) or {}))
 
