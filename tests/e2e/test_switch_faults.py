@@ -49,14 +49,20 @@ def test_a_front_end_that_cannot_be_sent_the_switch_leaves_every_front_end_on_th
 
 
 class _SlowHealth(BaseHTTPRequestHandler):
-    delay_s = 6.0
+    """A front-end that takes a while to come up after its switch: 503 for the first seconds after
+    the first health check, 200 after."""
+
+    slow_for_s = 5.0
+    first_at: float | None = None
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        time.sleep(self.delay_s)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
+        cls = type(self)
+        if cls.first_at is None:
+            cls.first_at = time.monotonic()
+        ready = time.monotonic() - cls.first_at > cls.slow_for_s
+        self.send_response(200 if ready else 503)
+        self.send_header("Content-Length", "0")
         self.end_headers()
-        self.wfile.write(b"ok")
 
     def log_message(self, *args) -> None:
         pass
