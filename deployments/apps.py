@@ -8,8 +8,9 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # Listeners subscribe to the moves of plans here, so that the state module imports none of them.
         from deployments.notifications import services as notifications
-        from deployments.stages import prepared_indexes
+        from deployments.stages import drift, prepared_indexes
         from deployments.state import moves
 
         moves.on_plan_move(notifications.plan_moved)
         moves.on_plan_move(prepared_indexes.plan_moved)
+        drift.on_drift(notifications.frontend_drifted)

@@ -20,6 +20,7 @@ class NotificationEvent(models.TextChoices):
     FAILED = "failed", "Failed (needs intervention)"
     ABORTED = "aborted", "Aborted"
     EXPIRING = "expiring", "Prepared plan about to expire"
+    DRIFTED = "drifted", "A front-end runs other versions than recorded"
 
 
 class NotificationKind(models.TextChoices):

@@ -27,7 +27,7 @@ from deployments.models import (
     RunningVersion,
     StageKind,
 )
-from deployments.stages import queue
+from deployments.stages import drift, queue
 from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
 from deployments.stages.validity import check_still_valid
@@ -202,6 +202,7 @@ def _run_stage(
 def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
     """Prepare (two-stage target) or Deploy Now (both stages back to back)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
+    drift.refuse_if_drifted(plan.target, doing="Prepare")
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
@@ -244,6 +245,7 @@ def continue_plan(
     _require(actor, plan.target, AccessLevel.DEPLOY)
     plan.refresh_from_db()
     target = plan.target
+    drift.refuse_if_drifted(target, doing="Continue")
     now = timezone.now()
     if plan.is_running:
         raise AlreadyRunning("The deployment is already running.")
@@ -429,6 +431,7 @@ def run_scheduled_continues(*, now: dt.datetime | None = None) -> list[Deploymen
 def prepare_again(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
     """Run Prepare again on a prepared or suspended plan (after the target changed)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
+    drift.refuse_if_drifted(plan.target, doing="Prepare")
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
