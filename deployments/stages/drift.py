@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core import audit
 from core.actors import Actor
-from core.refusals import Refusal
+from core.refusals import Conflict, Refusal
 from deployments.models import DeploymentPlan, RunningVersion
 from deployments.state.machine import PlanState
 from deployments.steps import ListLog, StepFailed
@@ -129,7 +129,7 @@ def put_back(*, actor: Actor, frontend: FrontEnd) -> FrontEnd:
     if not actor.is_system:
         access.require(actor.user, environment, AccessLevel.MANAGE)
     if DeploymentPlan.objects.filter(target=environment, state__in=SWITCHING).exists():
-        raise Refusal(f"A Continue is switching {environment.name}: put back after it ends.")
+        raise Conflict(f"A Continue is switching {environment.name}: put back after it ends.")
     frontend.refresh_from_db()
     if not frontend.drift:
         raise Refusal(f"Front-end {frontend.name} runs the recorded versions: nothing to put back.")
