@@ -349,18 +349,21 @@ if "CHAOS_COUNT" in os.environ:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
         judged = [r for r in results if "error" not in r]
+        finals = set(machine.FINAL)
         print(
-            "\n| fault | rounds | successful | other final | mixed | applied twice | status disagrees | drift left | settle median s | settle max s |"
+            "\n| fault | rounds | landed mid-Continue | successful | other final | mixed | applied twice |"
+            " status disagrees | drift left | settle median s | settle max s |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for fault in (*FAULTS, "all"):
             rows = [r for r in judged if fault == "all" or r["fault"] == fault]
             if not rows:
                 continue
-            settle = [r["settle_s"] for r in rows]
+            inside = [r for r in rows if r.get("at_fault") not in finals]
+            settle = [r["settle_s"] for r in inside] or [0.0]
             ok = sum(r["state"] in ("finished_successful", "finished_with_warnings") for r in rows)
             print(
-                f"| {fault} | {len(rows)} | {ok} | {len(rows) - ok} | {sum(r['mixed'] for r in rows)} | "
+                f"| {fault} | {len(rows)} | {len(inside)} | {ok} | {len(rows) - ok} | {sum(r['mixed'] for r in rows)} | "
                 f"{sum(r['applied_twice'] for r in rows)} | {sum(r['status_disagrees'] for r in rows)} | "
                 f"{sum(bool(r['drifted']) for r in rows)} | {statistics.median(settle):.1f} | {max(settle):.1f} |"
             )
