@@ -259,8 +259,9 @@ if "CHAOS_COUNT" in os.environ:
         results = []
         for n in range(1, count + 1):
             fault = rng.choice(FAULTS)
-            delay = round(rng.uniform(0, 8), 2)
             sleep_s = rng.randint(2, 6)
+            # From the click to a little after the SQL's sleep: most faults land inside Continue.
+            delay = round(rng.uniform(0, sleep_s + 3), 2)
             row = {"round": n, "fault": fault, "delay_s": delay}
             try:
                 # Drift left by an earlier round is put back first (counted there).
@@ -287,6 +288,7 @@ if "CHAOS_COUNT" in os.environ:
                 plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
                 time.sleep(delay)
                 injected = time.monotonic()
+                row["at_fault"] = DeploymentPlan.objects.filter(pk=plan.pk).values_list("state", flat=True).get()
                 if fault == "kill_worker":
                     engine.worker.kill()
                     engine.start_worker()
