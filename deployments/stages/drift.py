@@ -25,7 +25,7 @@ from core import audit
 from core.actors import Actor
 from core.refusals import Conflict, Refusal
 from deployments.models import DeploymentPlan, RunningVersion
-from deployments.state.machine import PlanState
+from deployments.state import machine
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import releases_for, switch_frontends
 from environments import access
@@ -33,9 +33,7 @@ from environments.agents import refresh_reports
 from environments.models import AccessLevel, Environment, FrontEnd
 
 logger = logging.getLogger(__name__)
-P = PlanState
-# A Continue moving the front-ends: their links are in flux, not drifted.
-SWITCHING = frozenset({P.CONTINUING, P.APPLYING})
+SWITCHING = machine.SWITCHING
 
 
 class Drifted(Refusal):
@@ -139,9 +137,9 @@ def put_back(*, actor: Actor, frontend: FrontEnd) -> FrontEnd:
     log = ListLog()
     try:
         switch_frontends(frontends=[frontend], releases=links, log=log, switch_id=f"putback-{uuid.uuid4().hex[:16]}")
-        outcome, message = "done", f"Put back front-end {frontend.name}: {before}."
+        done, message = True, f"Put back front-end {frontend.name}: {before}."
     except StepFailed as exc:
-        outcome, message = "failed", f"Putting back front-end {frontend.name} failed: {exc.message}"
+        done, message = False, f"Putting back front-end {frontend.name} failed: {exc.message}"
     audit.record(
         actor=actor,
         action="frontend.put_back",
@@ -154,7 +152,7 @@ def put_back(*, actor: Actor, frontend: FrontEnd) -> FrontEnd:
     )
     check_frontends(environment=environment)
     frontend.refresh_from_db()
-    if outcome == "failed":
+    if not done:
         raise Refusal(message)
     return frontend
 
