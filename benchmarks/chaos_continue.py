@@ -92,6 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of " + ", ".join(FAULTS))
     parser.add_argument("--json", default=str(REPO / "var" / "chaos_continue.json"))
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="chaos-redis-")
@@ -105,6 +106,7 @@ def main() -> int:
         "CHAOS_REDIS_PID": str(redis_proc.pid),
         "CHAOS_COUNT": str(args.count),
         "CHAOS_SEED": str(args.seed),
+        "CHAOS_FAULTS": args.faults,
         "CHAOS_JSON": args.json,
     }
     try:
@@ -247,6 +249,7 @@ if "CHAOS_COUNT" in os.environ:
 
     def test_chaos_continue(engine):  # noqa: F811 - the fixture imported above
         count, rng = int(os.environ["CHAOS_COUNT"]), random.Random(int(os.environ["CHAOS_SEED"]))
+        faults = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(FAULTS)).split(",") if f in FAULTS]
         base = console_env(settings, console_url=engine.console_url)["DATABASE_URL"]
         engine.worker_env_extra.update(
             {"DATABASE_URL": f"{base}?application_name={WORKER_APP.replace(' ', '+')}", "FRONTEND_CHECK_SECONDS": "5"}
@@ -258,7 +261,7 @@ if "CHAOS_COUNT" in os.environ:
         system = Actor.system("chaos run")
         results = []
         for n in range(1, count + 1):
-            fault = rng.choice(FAULTS)
+            fault = rng.choice(faults)
             sleep_s = rng.randint(2, 6)
             # From the click to a little after the SQL's sleep: most faults land inside Continue.
             delay = round(rng.uniform(0, sleep_s + 3), 2)

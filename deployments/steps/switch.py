@@ -29,6 +29,8 @@ SWITCH_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 10.0
 # How long a revert keeps trying to reach the broker (a Redis restart, a dropped connection).
 REVERT_SEND_RETRY_S = 30.0
+# How long sending a switch waits for the broker (nothing switched yet at that point).
+SWITCH_SEND_RETRY_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +99,7 @@ def switch_frontends(
         log.progress(done, len(frontends))
 
     calls = [
-        _send_safely(
+        _send_retrying(
             AgentCall(
                 fe,
                 "agent.switch",
@@ -111,13 +113,12 @@ def switch_frontends(
             ),
             # A switch that reaches an agent after the console gave up must not run.
             expires_in_s=timeout_s,
+            # A broker restarting for a moment is waited for rather than failing the switch.
+            retry_s=SWITCH_SEND_RETRY_S,
         )
         for fe in frontends
     ]
-    try:
-        wait(calls, timeout_s=timeout_s, on_answer=on_answer)
-    except Exception as exc:  # the broker lost, a bug: the answers not in yet count as failures
-        _unanswered(calls, exc)
+    _wait_through_blips(calls, timeout_s=timeout_s, on_answer=on_answer)
 
     if all(call.ok for call in calls):
         outcomes = [_outcome(call, "switched") for call in calls]
@@ -252,16 +253,37 @@ def _send_safely(call: AgentCall, *, expires_in_s: float | None = None) -> Agent
 def _send_revert(call: AgentCall) -> AgentCall:
     """A revert is sent without expiry and retried while the broker cannot be reached: a Redis
     restart must not leave a front-end switched alone."""
+    return _send_retrying(call, retry_s=REVERT_SEND_RETRY_S)
+
+
+def _send_retrying(call: AgentCall, *, retry_s: float, expires_in_s: float | None = None) -> AgentCall:
+    """``_send_safely``, tried again every second for ``retry_s`` while the broker cannot be reached
+    (a key that cannot be read is not retried: waiting does not make it readable)."""
     try:
         retry = bool(call.frontend.agent_key())
     except Exception:
-        retry = False  # a key that cannot be read will not become readable by waiting
-    deadline = time.monotonic() + REVERT_SEND_RETRY_S
+        retry = False
+    deadline = time.monotonic() + retry_s
     while True:
-        _send_safely(call)
+        _send_safely(call, expires_in_s=expires_in_s)
         if call.result is not None or not retry or time.monotonic() >= deadline:
             return call
         time.sleep(1.0)
+
+
+def _wait_through_blips(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None) -> None:
+    """``wait``, reading on through a broker that drops for a moment (its append-only file keeps the
+    answers); past the deadline, or on anything else, the answers not in count as failures."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            wait(calls, timeout_s=max(0.0, deadline - time.monotonic()), on_answer=on_answer)
+            return
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                _unanswered(calls, exc)
+                return
+            time.sleep(0.5)
 
 
 def _unanswered(calls: Sequence[AgentCall], exc: BaseException) -> None:
