@@ -55,6 +55,7 @@ class Lease:
         self.reconnects = 0
         self.fenced = threading.Event()
         self._conn: Any = None
+        self._holding = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{stage_id}", daemon=True)
 
@@ -77,7 +78,8 @@ class Lease:
             taken, pid = cursor.fetchone()
         if taken:
             self.pid = pid
-        return bool(taken)
+        self._holding = bool(taken)
+        return self._holding
 
     def acquire(self, *, timeout_s: float) -> bool:
         """Take the plan's lease, waiting up to ``timeout_s`` for an attempt whose process or
@@ -96,6 +98,7 @@ class Lease:
             time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
 
     def _close(self) -> None:
+        self._holding = False
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -119,7 +122,7 @@ class Lease:
         table = Stage._meta.db_table
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
-                if self._conn is None:
+                if not self._holding:
                     if not self._take():
                         # Somebody holds the plan's lease: the reaper's brief check, or a newer
                         # attempt if this one was declared lost. The stage's status says which.
