@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import time
 
+import psycopg2
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -173,3 +174,38 @@ def test_the_heartbeat_of_an_attempt_declared_lost_stops_and_fences_it(running_s
         moves.lose_stage(stage, stale_before=timezone.now() + dt.timedelta(seconds=1), explanation="lost")
         assert lease.fenced.wait(5)
     assert _freed(stage.plan_id)
+
+
+def test_a_heartbeat_that_cannot_take_its_lease_back_does_not_beat_until_it_does(running_stage, monkeypatch):
+    monkeypatch.setattr(leases, "HEARTBEAT_SECONDS", 0.2)
+    stage = running_stage()
+    lease = leases.Lease(stage_id=stage.pk, plan_id=stage.plan_id)
+    assert lease.acquire(timeout_s=2)
+    other = psycopg2.connect(**{k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"})
+    other.autocommit = True
+    try:
+        with lease:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [lease.pid])
+                # Another session takes the plan's lease before the heartbeat can reconnect.
+                deadline = time.monotonic() + 5
+                while True:
+                    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [leases.LEASE_CLASS, stage.plan_id])
+                    if cursor.fetchone()[0]:
+                        break
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+            time.sleep(0.5)
+            held_beat = Stage.objects.get(pk=stage.pk).heartbeat_at
+            time.sleep(1.0)
+            assert Stage.objects.get(pk=stage.pk).heartbeat_at == held_beat, "it beat without its lease"
+            assert not lease.fenced.is_set()
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [leases.LEASE_CLASS, stage.plan_id])
+            deadline = time.monotonic() + 5
+            while Stage.objects.get(pk=stage.pk).heartbeat_at == held_beat:
+                assert time.monotonic() < deadline, "it never beat again"
+                time.sleep(0.1)
+            assert not _lease_free(stage.plan_id)
+    finally:
+        other.close()
