@@ -5,6 +5,11 @@
 and writes the Transition row in the same transaction; listeners registered at app start
 (notifications, …) hear about it once the move is committed. The stage functions below do the
 same for a stage's status: claim, finish, cancel, and declare a dead worker's stage lost.
+
+Fencing: code that runs for a stage attempt does so inside ``attempt(stage)``; every plan move it
+makes, and every ``check_attempt()`` before a write elsewhere (the target's SQL commit, the switch,
+the running versions), raises StaleAttempt once the attempt was declared lost or a newer attempt of
+the stage exists.
 """
 
 from __future__ import annotations
@@ -102,10 +107,6 @@ def ended_attempt() -> Iterator[None]:
         yield
     finally:
         _attempt.reset(token)
-
-
-def current_attempt() -> int | None:
-    return _attempt.get()
 
 
 def check_attempt(stage_id: int | None = None) -> None:
