@@ -19,6 +19,7 @@ urlpatterns = [
     path("board/", status_views.environment_board, name="board"),
     path("board/live/", status_views.environment_board_live, name="board_live"),
     path("environments/<uuid:key>/running/", status_views.environment_running, name="environment_running"),
+    path("frontends/<uuid:key>/put-back/", status_views.frontend_put_back, name="frontend_put_back"),
     path("plans/<uuid:key>/save/", plan_views.plan_save, name="plan_save"),
     path("plans/<uuid:key>/start/", plan_views.plan_start, name="plan_start"),
     path("plans/<uuid:key>/continue/", plan_views.plan_continue, name="plan_continue"),

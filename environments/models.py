@@ -242,6 +242,11 @@ class FrontEnd(models.Model):
     enabled = models.BooleanField(default=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_report = models.JSONField(default=dict, blank=True)
+    # Where this front-end's links point where they differ from the console's running versions:
+    # [{"application", "recorded", "actual"}] (release folders; None for no link). Written by the
+    # reconciliation of the agents' reports (deployments.stages.drift).
+    drift = models.JSONField(default=list, blank=True)
+    drift_since = models.DateTimeField(null=True, blank=True)
     # The key the console signs this front-end's agent tasks with (agent.signing): a secret,
     # encrypted at rest, shown once when it is generated.
     agent_key_encrypted = models.TextField(blank=True, editable=False)

@@ -45,3 +45,13 @@ def on_starting(server) -> None:
             ", ".join(published),
         )
         sys.exit(1)
+
+
+def when_ready(server) -> None:
+    """Say at start when the Redis the console is given may lose its messages (core.redis_durability)."""
+    from django.conf import settings
+
+    from core.redis_durability import durability_problems
+
+    for problem in durability_problems(settings.REDIS_URL):
+        server.log.warning("%s", problem)

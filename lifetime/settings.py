@@ -422,8 +422,12 @@ CELERY_BEAT_SCHEDULE = {
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
     "run-scheduled-continues": {"task": "deployments.tasks.run_scheduled_continues", "schedule": 15.0},
     "warn-expiring-plans": {"task": "deployments.tasks.warn_expiring_plans", "schedule": 300.0},
-    # The environment board shows each front-end agent's last answer.
-    "refresh-frontend-reports": {"task": "environments.tasks.refresh_frontend_reports", "schedule": 30.0},
+    # The environment board shows each front-end agent's last answer, and the front-ends that run
+    # other versions than recorded (deployments.stages.drift).
+    "check-frontends": {
+        "task": "deployments.tasks.check_frontends",
+        "schedule": float(env_int("FRONTEND_CHECK_SECONDS", 30)),
+    },
 }
 # Notifications: tries per delivery, first delay between tries (doubled each time), expiry warning.
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)

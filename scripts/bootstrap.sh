@@ -181,8 +181,11 @@ fi
 if ! redis_answers; then
   mkdir -p "$DATA/redis"
   say "starting private Redis on $RD_HOST:$RD_PORT"
+  # Its data survives a restart (append-only file) and is never evicted: a revert waiting for a
+  # stopped agent, a queued stage, must not vanish.
   redis-server --daemonize yes --bind "$RD_HOST" --port "$RD_PORT" --dir "$DATA/redis" \
-    --pidfile "$DATA/redis/redis.pid" --logfile "$DATA/redis/redis.log" --save "" --appendonly no
+    --pidfile "$DATA/redis/redis.pid" --logfile "$DATA/redis/redis.log" --save "" \
+    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction
   for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
   redis_answers || { echo "Redis did not start: see $DATA/redis/redis.log" >&2; exit 1; }
 fi

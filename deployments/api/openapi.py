@@ -72,6 +72,19 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "DeploymentTechnology": obj({"Key": KEY, "Name": STRING}),
+    "FrontEndDrift": obj({"Application": STRING, "Recorded": STRING, "Actual": STRING}),
+    "FrontEnd": obj(
+        {
+            "Key": KEY,
+            "Name": STRING,
+            "Enabled": BOOLEAN,
+            "LastSeen": DATE_TIME,
+            "IsDrifted": BOOLEAN,
+            "DriftSince": DATE_TIME,
+            "Drift": array_of(ref("FrontEndDrift")),
+        },
+        description="Extension of the console: a front-end and where its links differ from the running versions.",
+    ),
     "DeploymentZone": obj(
         {"Key": KEY, "Name": STRING, "IsDefault": BOOLEAN, "DeploymentTechnology": ref("DeploymentTechnology")}
     ),
@@ -393,6 +406,22 @@ PATHS: dict[str, Any] = {
             "Environments_GetDeploymentZones",
             "The environment's deployment zones (one default zone).",
             responses({200: array_of(ref("DeploymentZone"))}, 400, 403, 404),
+        ),
+    },
+    "/environments/{EnvironmentKey}/frontends/": {
+        "parameters": [ENV],
+        "get": operation(
+            "Environments_FrontEnds_List",
+            "Extension: the environment's front-ends and their drift from the running versions.",
+            responses({200: array_of(ref("FrontEnd"))}, 400, 403, 404),
+        ),
+    },
+    "/environments/{EnvironmentKey}/frontends/{FrontEndKey}/putback/": {
+        "parameters": [ENV, path_key("FrontEndKey")],
+        "post": operation(
+            "Environments_FrontEnds_PutBack",
+            "Extension: switch one drifted front-end back to the recorded versions (manage right, audited).",
+            responses({200: ref("FrontEnd")}, 400, 403, 404, 409),
         ),
     },
     "/applications/": {

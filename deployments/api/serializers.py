@@ -227,3 +227,19 @@ def deployment_status(
             for line in log
         ],
     }
+
+
+def frontend(fe: Any) -> dict[str, Any]:
+    """A front-end and its drift (the console's extension: LifeTime has no such resource)."""
+    return {
+        "Key": key(fe.key),
+        "Name": fe.name,
+        "Enabled": fe.enabled,
+        "LastSeen": date(fe.last_seen_at),
+        "IsDrifted": bool(fe.drift),
+        "DriftSince": date(fe.drift_since),
+        "Drift": [
+            {"Application": d["application"], "Recorded": d["recorded"] or "", "Actual": d["actual"] or ""}
+            for d in fe.drift or []
+        ],
+    }

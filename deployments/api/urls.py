@@ -22,6 +22,13 @@ urlpatterns = [
         name="tag_version",
     ),
     re_path(rf"^environments/(?P<env_key>{KEY})/deploymentzones/?$", views.deployment_zones, name="deployment_zones"),
+    # Extensions of the console (docs/api.md): front-ends, their drift, Put back.
+    re_path(rf"^environments/(?P<env_key>{KEY})/frontends/?$", views.frontends, name="frontends"),
+    re_path(
+        rf"^environments/(?P<env_key>{KEY})/frontends/(?P<frontend_key>{KEY})/putback/?$",
+        views.frontend_put_back,
+        name="frontend_put_back",
+    ),
     re_path(r"^applications/?$", views.application_list, name="applications"),
     re_path(rf"^applications/(?P<app_key>{KEY})/?$", views.application_detail, name="application"),
     re_path(rf"^applications/(?P<app_key>{KEY})/versions/?$", views.application_versions, name="application_versions"),

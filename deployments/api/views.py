@@ -36,10 +36,11 @@ from deployments.models import (
 )
 from deployments.plans import approvals
 from deployments.plans import services as plans
+from deployments.stages import drift
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from environments import access
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, Environment, FrontEnd
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -190,6 +191,28 @@ def deployment_zones(request: HttpRequest, env_key: str) -> HttpResponse:
     environment = environment_or_404(env_key)
     access.require(request.user, environment, AccessLevel.VIEW)
     return JsonResponse([serializers.deployment_zone(environment)], safe=False)
+
+
+@endpoint("GET")
+def frontends(request: HttpRequest, env_key: str) -> HttpResponse:
+    """Extension: the environment's front-ends, with what they run where it differs from the record."""
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    rows = environment.frontends.order_by("name")
+    return JsonResponse([serializers.frontend(fe) for fe in rows], safe=False)
+
+
+@endpoint("POST")
+def frontend_put_back(request: HttpRequest, env_key: str, frontend_key: str) -> HttpResponse:
+    """Extension: Put back one drifted front-end on the recorded versions (manage right, audited)."""
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.MANAGE)
+    fe_key = parse_key(frontend_key, "front-end")
+    fe = FrontEnd.objects.select_related("environment").filter(key=fe_key, environment=environment).first()
+    if fe is None:
+        raise ApiError(404, f"No front-end with key {str(fe_key)!r} in {environment.name}.")
+    fe = drift.put_back(actor=Actor.of_request(request), frontend=fe)
+    return JsonResponse(serializers.frontend(fe))
 
 
 @endpoint("POST")

@@ -23,6 +23,7 @@ class NotificationEvent(models.TextChoices):
     APPROVAL_NEEDED = "approval_needed", "Approval needed"
     APPROVED = "approved", "Approved (all approvals in)"
     REJECTED = "rejected", "Rejected"
+    DRIFTED = "drifted", "A front-end runs other versions than recorded"
 
 
 class NotificationKind(models.TextChoices):

@@ -28,6 +28,8 @@ class Stage(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The database backend whose session holds the attempt's lease (deployments.stages.lease).
+    lease_pid = models.PositiveIntegerField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     explanation = models.TextField(blank=True, help_text="For people: what happened and what to do.")
@@ -35,6 +37,12 @@ class Stage(models.Model):
 
     class Meta:
         ordering = ["queued_at", "id"]
+        constraints = [
+            # Two attempts of a plan's stages never run at once, whatever a worker believes.
+            models.UniqueConstraint(
+                fields=["plan"], condition=models.Q(status=StageState.RUNNING), name="one_running_stage_per_plan"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.plan_id} (attempt {self.attempt}): {self.status}"

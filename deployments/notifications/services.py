@@ -140,6 +140,28 @@ def notify(*, plan: DeploymentPlan, event: str, reason: str | None = None) -> li
     return deliveries
 
 
+def frontend_drifted(environment: Environment, frontend: Any, sentence: str) -> list[NotificationDelivery]:
+    """A front-end of ``environment`` started to run other versions than recorded (listens to the
+    reconciliation, registered at app start): one delivery per rule that wants ``drifted``."""
+    rules = list(NotificationRule.objects.filter(environment=environment, enabled=True, events__contains=[E.DRIFTED]))
+    if not rules:
+        return []
+    payload = {
+        "event": E.DRIFTED,
+        "event_label": E.DRIFTED.label,
+        "at": timezone.now().isoformat(),
+        "reason": f"Front-end {frontend.name} of {environment.name}: {sentence}.",
+        "environment": {"key": str(environment.key), "name": environment.name},
+        "frontend": {"key": str(frontend.key), "name": frontend.name, "drift": frontend.drift},
+    }
+    deliveries = [
+        NotificationDelivery.objects.create(rule=rule, plan=None, event=E.DRIFTED, payload=payload) for rule in rules
+    ]
+    for delivery in deliveries:
+        _enqueue(delivery.pk)
+    return deliveries
+
+
 def _enqueue(delivery_id: int) -> None:
     def send() -> None:
         try:
@@ -245,6 +267,10 @@ def _send(delivery: NotificationDelivery) -> int | None:
 
 
 def _send_email(rule: NotificationRule, payload: dict[str, Any]) -> None:
+    if "plan" not in payload:  # an environment's event (a drifted front-end), not a plan's
+        subject = f"[LifeTime] {payload['environment']['name']}: {payload['event_label']}"
+        lines = [payload["reason"]]
+        return _mail(rule, subject, lines)
     plan = payload["plan"]
     subject = f"[LifeTime] {plan['target']}: {payload['event_label']} — {plan['title']}"
     lines = [
@@ -257,6 +283,10 @@ def _send_email(rule: NotificationRule, payload: dict[str, Any]) -> None:
         "",
         plan["url"],
     ]
+    return _mail(rule, subject, lines)
+
+
+def _mail(rule: NotificationRule, subject: str, lines: list[str]) -> None:
     try:
         send_mail(subject, "\n".join(lines), settings.DEFAULT_FROM_EMAIL, _addresses(rule.target))
     except Exception as exc:  # smtplib and socket errors alike: the mail server did not take it

@@ -29,7 +29,7 @@ from deployments.models import (
     StageKind,
 )
 from deployments.plans import approvals
-from deployments.stages import queue
+from deployments.stages import drift, queue
 from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
 from deployments.stages.validity import check_still_valid
@@ -222,6 +222,7 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
     Deploy Now changes the target at once: it respects the target's freezes (a user with the
     manage right overrides one with ``override_reason``) and its enforced window (a reason)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
+    drift.refuse_if_drifted(plan.target, doing="Prepare")
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
@@ -383,6 +384,7 @@ def continue_plan(
     _require(actor, plan.target, AccessLevel.DEPLOY)
     plan.refresh_from_db()
     target = plan.target
+    drift.refuse_if_drifted(target, doing="Continue")
     now = timezone.now()
     if plan.is_running:
         raise AlreadyRunning("The deployment is already running.")
@@ -577,6 +579,7 @@ def run_scheduled_continues(*, now: dt.datetime | None = None) -> list[Deploymen
 def prepare_again(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
     """Run Prepare again on a prepared or suspended plan (after the target changed)."""
     _require(actor, plan.target, AccessLevel.DEPLOY)
+    drift.refuse_if_drifted(plan.target, doing="Prepare")
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)

@@ -50,6 +50,13 @@ def pass_point_of_no_return(plan: DeploymentPlan) -> None:
     append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
 
 
+def _fail_running(steps) -> None:
+    for step in steps:
+        step.refresh_from_db()
+        if step.status == StepState.RUNNING:
+            end_step(step, StepState.FAILED)
+
+
 def run_continue(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
@@ -91,6 +98,10 @@ def run_continue(stage: Stage) -> None:
             log,
             resumed=resumed,
             before_first_statement=lambda: pass_point_of_no_return(plan),
+            # The target is another database: the console's fence is checked right before its
+            # COMMIT, and the target's script ledger (primary key application, script) refuses a
+            # script a second time even if two attempts raced past this check.
+            before_commit=moves.check_attempt,
         )
     except StepFailed:
         end_step(step, StepState.FAILED)
@@ -104,20 +115,25 @@ def run_continue(stage: Stage) -> None:
     undeploys = [op for op in operations if op.kind == OperationKind.UNDEPLOY]
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
+        moves.check_attempt()
         try:
             results = engine.switch(stage, frontends, deploys, undeploys)
         except StepFailed:
-            for fe_step in steps.values():
-                fe_step.refresh_from_db()
-                if fe_step.status == StepState.RUNNING:
-                    end_step(fe_step, StepState.FAILED)
+            _fail_running(steps.values())
             raise
+        except moves.StaleAttempt:
+            raise
+        except Exception as exc:
+            # Whatever stopped it, the switch stays all or nothing: put every front-end back.
+            _fail_running(steps.values())
+            raise StepFailed(engine.put_back_after_error(stage, frontends, exc)) from exc
         for name, fe_step in steps.items():
             end_step(fe_step, **(results.get(name) or {}))
 
     # --- running versions --------------------------------------------------------------------
     now = timezone.now()
     with transaction.atomic():
+        moves.check_attempt()
         for op in deploys:
             RunningVersion.objects.update_or_create(
                 environment=target,

@@ -236,6 +236,7 @@ def execute_plan_sql(
     *,
     resumed: bool,
     before_first_statement: Callable[[], None],
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Execute all of the plan's SQL in one transaction on the target; return how many statements ran.
 
@@ -281,6 +282,7 @@ def execute_plan_sql(
         statement_timeout_ms=int(target.sql_statement_timeout_ms),
         deadline=deadline,
         before_first_statement=before_first_statement,
+        before_commit=before_commit,
     )
     sql_estimates.record_runs(target, report.runs, estimates)
     prepared_indexes.mark_used(plan)
@@ -319,6 +321,32 @@ def switch(
         fe.frontend: {"seconds": fe.seconds, "health_seconds": fe.health_seconds, "before": fe.before}
         for fe in result.frontends
     }
+
+
+def put_back_after_error(stage: Stage, frontends: Sequence[FrontEnd], exc: BaseException) -> str:
+    """The switch stopped on something other than a front-end's failure (a bug, the broker lost):
+    put every front-end back from its journal, and say exactly where the environment stands."""
+    log = PlanStepLog(stage.plan)
+    what = f"{exc.__class__.__name__}: {(str(exc).strip().splitlines() or [''])[0]}".rstrip(": ")
+    log.error(f"The switch stopped on an unexpected error ({what}); putting every front-end back.")
+    try:
+        revert_switch(frontends=frontends, switch_id=switch_id_for(stage), log=log)
+    except StepFailed as failed:
+        return (
+            f"The switch stopped on an unexpected error ({what}), and putting the front-ends back failed: "
+            f"{failed.message} The front-ends of {stage.plan.target.name} may run different versions: "
+            "Continue again, or fix them by hand."
+        )
+    except Exception as second:
+        return (
+            f"The switch stopped on an unexpected error ({what}), and putting the front-ends back stopped too "
+            f"({second.__class__.__name__}). The front-ends of {stage.plan.target.name} may run different "
+            "versions: Continue again, or fix them by hand."
+        )
+    return (
+        f"The switch stopped on an unexpected error ({what}). Every front-end was put back on the versions "
+        "it ran before."
+    )
 
 
 def clean_up_releases(plan: DeploymentPlan, frontends: Sequence[FrontEnd]) -> None:

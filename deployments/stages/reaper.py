@@ -1,4 +1,11 @@
-"""Stages whose worker died: their heartbeat goes stale, and beat resumes or fails them."""
+"""Stages whose worker died: beat resumes or fails them.
+
+A stage is judged dead only when two facts agree: its heartbeat is stale, and its plan's lease (a
+PostgreSQL advisory lock its attempt holds on its own connection, see deployments.stages.lease) is
+free, which the database makes so only when the attempt's process or connection is gone. A late
+beat from a live attempt (a slow machine, a database blip the heartbeat is reconnecting from) is
+never enough.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,13 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.actors import Actor
 from deployments.models import DeploymentPlan
 from deployments.stages import queue
+from deployments.stages.lease import lease_is_free
 from deployments.stages.log import append_log
 from deployments.stages.runner import fail_plan
 from deployments.state import moves
@@ -33,6 +41,15 @@ def reap_stale_stages(*, now: dt.datetime | None = None) -> list[int]:
     reaped: list[int] = []
     for stage in moves.stale_stages(stale_before=stale_before):
         with transaction.atomic():
+            # Held until this transaction ends: no attempt of the plan takes the lease meanwhile.
+            with connection.cursor() as cursor:
+                if not lease_is_free(cursor, stage.plan_id):
+                    logger.warning(
+                        "stage %s: heartbeat late (last at %s) but its attempt still holds the lease: alive",
+                        stage.pk,
+                        stage.heartbeat_at,
+                    )
+                    continue
             sentence = (
                 f"The worker running {stage.get_kind_display()} ({stage.worker or 'unknown'}) stopped answering; "
                 f"last heartbeat at {stage.heartbeat_at:%H:%M:%S}."

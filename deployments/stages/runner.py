@@ -9,17 +9,16 @@ every state of the plan is written through the state module.
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
-from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 from django.utils import timezone
 
 from core.actors import Actor
 from deployments.models import DeploymentPlan, Stage, StageKind
 from deployments.stages.continuation import run_continue
+from deployments.stages.lease import Lease
 from deployments.stages.log import append_log
 from deployments.stages.prepare import run_prepare
 from deployments.stages.stop import StageAborted
@@ -33,81 +32,95 @@ logger = logging.getLogger(__name__)
 P = PlanState
 RUNNER = Actor.system("stage runner")
 
-HEARTBEAT_SECONDS = getattr(settings, "STAGE_HEARTBEAT_SECONDS", 5)
-
-
-class Heartbeat:
-    """Writes ``heartbeat_at`` every few seconds from a thread with its own database connection."""
-
-    def __init__(self, stage_id: int) -> None:
-        self.stage_id = stage_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{stage_id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
-                Stage.objects.filter(pk=self.stage_id, status=StageState.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:  # a heartbeat must never take the stage down
-            logger.exception("heartbeat of stage %s failed", self.stage_id)
-        finally:
-            connection.close()
+# How long a new attempt waits for the plan's lease: the database lets go of a dead attempt's
+# lease as soon as it notices the connection is gone.
+LEASE_WAIT_SECONDS = getattr(settings, "STAGE_LEASE_WAIT_SECONDS", 30)
 
 
 def run(stage_id: int, *, task_id: str = "", worker: str = "") -> str | None:
     close_old_connections()
-    stage = moves.claim_stage(stage_id, task_id=task_id, worker=worker)
-    if stage is None:
+    plan_id = Stage.objects.filter(pk=stage_id, status=StageState.QUEUED).values_list("plan_id", flat=True).first()
+    if plan_id is None:
         logger.info("stage %s already claimed: nothing to do", stage_id)
         return None
+    # The lease first, then the claim: from its first running moment the attempt's life is a fact
+    # the database knows (see deployments.stages.lease).
+    lease = Lease(stage_id=stage_id, plan_id=plan_id)
+    if not lease.acquire(timeout_s=LEASE_WAIT_SECONDS):
+        logger.warning("stage %s: another attempt of plan %s still holds its lease; left queued", stage_id, plan_id)
+        return None
+    try:
+        stage = moves.claim_stage(stage_id, task_id=task_id, worker=worker, lease_pid=lease.pid)
+    except BaseException:
+        lease.__exit__(None, None, None)
+        raise
+    if stage is None:
+        lease.__exit__(None, None, None)
+        logger.info("stage %s already claimed: nothing to do", stage_id)
+        return None
+    with lease, moves.attempt(stage):
+        return _run_attempt(stage)
+
+
+def _run_attempt(stage: Stage) -> str | None:
     plan = stage.plan
-    with Heartbeat(stage.pk):
+    try:
+        if plan.state == P.ABORTING:
+            raise StageAborted()
+        requester = stage.requested_by
+        if requester is not None and not access.can(requester, plan.target, AccessLevel.DEPLOY):
+            raise StepFailed(f"{requester.username} no longer has the deploy right on {plan.target.name}.")
+        # Each stage ends with its plan's move and its own success in one transaction.
         try:
-            if plan.state == P.ABORTING:
-                raise StageAborted()
-            requester = stage.requested_by
-            if requester is not None and not access.can(requester, plan.target, AccessLevel.DEPLOY):
-                raise StepFailed(f"{requester.username} no longer has the deploy right on {plan.target.name}.")
-            # Each stage ends with its plan's move and its own success in one transaction.
-            try:
-                if stage.kind == StageKind.PREPARE:
-                    run_prepare(stage)
-                else:
-                    run_continue(stage)
-            except moves.TransitionLost as exc:
-                # The plan's last move was lost to an Abort that came in meanwhile: stop as aborted.
-                if exc.current == P.ABORTING:
-                    raise StageAborted() from None
-                raise
-            return StageState.SUCCEEDED
-        except StageAborted:
-            moves.finish_stage(stage, StageState.CANCELLED, explanation="Aborted.")
-            append_log(plan, "warning", f"{stage.get_kind_display()} stopped: the plan was aborted.")
+            if stage.kind == StageKind.PREPARE:
+                run_prepare(stage)
+            else:
+                run_continue(stage)
+        except moves.TransitionLost as exc:
+            # The plan's last move was lost to an Abort that came in meanwhile: stop as aborted.
+            if exc.current == P.ABORTING:
+                raise StageAborted() from None
+            raise
+        return StageState.SUCCEEDED
+    except moves.StaleAttempt:
+        return _stale(stage)
+    except StageAborted:
+        if not moves.finish_stage(stage, StageState.CANCELLED, explanation="Aborted."):
+            return _stale(stage)
+        append_log(plan, "warning", f"{stage.get_kind_display()} stopped: the plan was aborted.")
+        with moves.ended_attempt():
             _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason="Aborted", fields={"aborted_at": timezone.now()})
-            return StageState.CANCELLED
-        except StepFailed as exc:
-            moves.finish_stage(stage, StageState.FAILED, explanation=exc.message)
-            append_log(plan, "error", exc.message)
+        return StageState.CANCELLED
+    except StepFailed as exc:
+        if not moves.finish_stage(stage, StageState.FAILED, explanation=exc.message):
+            return _stale(stage)
+        append_log(plan, "error", exc.message)
+        with moves.ended_attempt():
             fail_plan(plan, exc.message, suspend=exc.suspend)
-            return StageState.FAILED
-        except Exception as exc:  # anything else is a bug: keep the traceback for developers
-            logger.exception("stage %s errored", stage.pk)
-            sentence = (
-                f"{stage.get_kind_display()} stopped on an unexpected error ({exc.__class__.__name__}); "
-                "the developers' traceback is kept on the stage."
-            )
-            moves.finish_stage(stage, StageState.ERRORED, explanation=sentence, traceback=traceback.format_exc())
-            append_log(plan, "error", sentence)
+        return StageState.FAILED
+    except Exception as exc:  # anything else is a bug: keep the traceback for developers
+        logger.exception("stage %s errored", stage.pk)
+        sentence = (
+            f"{stage.get_kind_display()} stopped on an unexpected error ({exc.__class__.__name__}); "
+            "the developers' traceback is kept on the stage."
+        )
+        if not moves.finish_stage(stage, StageState.ERRORED, explanation=sentence, traceback=traceback.format_exc()):
+            return _stale(stage)
+        append_log(plan, "error", sentence)
+        with moves.ended_attempt():
             fail_plan(plan, sentence, suspend=False)
-            return StageState.ERRORED
+        return StageState.ERRORED
+
+
+def _stale(stage: Stage) -> None:
+    """Declared lost while it ran: the newer attempt owns the stage and the plan now."""
+    logger.warning("stage %s: this attempt was declared lost; it stops without writing more", stage.pk)
+    append_log(
+        stage.plan,
+        "warning",
+        f"An older attempt of {stage.get_kind_display()} (attempt {stage.attempt}) stopped: a newer one took over.",
+    )
+    return None
 
 
 def fail_plan(plan: DeploymentPlan, sentence: str, *, suspend: bool) -> None:
@@ -126,5 +139,5 @@ def fail_plan(plan: DeploymentPlan, sentence: str, *, suspend: bool) -> None:
 def _move(plan: DeploymentPlan, *, expected: set[str] | frozenset[str], to: str, reason: str, fields=None) -> None:
     try:
         moves.move_plan(plan, expected=expected, to=to, actor=RUNNER, reason=reason, fields=fields)
-    except moves.TransitionLost as exc:
+    except (moves.TransitionLost, moves.StaleAttempt) as exc:
         logger.warning("plan %s: %s", plan.key, exc)

@@ -63,6 +63,8 @@ FAILABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.APPLYING})
 # A failure a person can act on (the target changed, say) suspends the plan instead, until Continue
 # has changed the target.
 SUSPENDABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING})
+# A Continue is moving the target's front-ends: their links are in flux, not drifted.
+SWITCHING: frozenset[str] = frozenset({P.CONTINUING, P.APPLYING})
 
 PLAN_MOVES: dict[str, frozenset[str]] = {
     P.SAVED: frozenset({P.PREPARING}),

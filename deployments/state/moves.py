@@ -5,14 +5,21 @@
 and writes the Transition row in the same transaction; listeners registered at app start
 (notifications, …) hear about it once the move is committed. The stage functions below do the
 same for a stage's status: claim, finish, cancel, and declare a dead worker's stage lost.
+
+Fencing: code that runs for a stage attempt does so inside ``attempt(stage)``; every plan move it
+makes, and every ``check_attempt()`` before a write elsewhere (the target's SQL commit, the switch,
+the running versions), raises StaleAttempt once the attempt was declared lost or a newer attempt of
+the stage exists.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -61,6 +68,67 @@ def holder_of(environment_id: int, *, excluding: int | None = None) -> Deploymen
     if excluding is not None:
         qs = qs.exclude(pk=excluding)
     return qs.first()
+
+
+class StaleAttempt(Conflict):
+    """A write of a stage attempt that is no longer the plan's live one: the reaper declared it lost
+    (its lease was gone) and a newer attempt may run. Nothing of it is written."""
+
+    def __init__(self, stage_id: int) -> None:
+        self.stage_id = stage_id
+        super().__init__(
+            "This attempt of the stage was declared lost and a newer attempt took over: it changes nothing more."
+        )
+
+
+# --- fencing ------------------------------------------------------------------------------------
+
+# The stage attempt the current code runs for (set by the stage runner): every plan move made under
+# it, and every check_attempt(), is refused once the attempt is no longer its stage's live one.
+_attempt: contextvars.ContextVar[int | None] = contextvars.ContextVar("stage_attempt", default=None)
+
+
+@contextlib.contextmanager
+def attempt(stage: Stage) -> Iterator[None]:
+    """Run the block as ``stage``'s attempt: its plan moves and checked writes are fenced."""
+    token = _attempt.set(stage.pk)
+    try:
+        yield
+    finally:
+        _attempt.reset(token)
+
+
+@contextlib.contextmanager
+def ended_attempt() -> Iterator[None]:
+    """After the attempt ended its own stage (finish_stage said yes, so it was the live one): the
+    plan's follow-up move is no longer fenced by a stage that is not running any more."""
+    token = _attempt.set(None)
+    try:
+        yield
+    finally:
+        _attempt.reset(token)
+
+
+def check_attempt(stage_id: int | None = None) -> None:
+    """Raise StaleAttempt unless the attempt (by default the one the code runs for) is still its
+    plan's live one: running, and no newer attempt of the plan queued or running.
+
+    Inside the caller's transaction the stage's row stays locked until it ends, so the reaper cannot
+    declare the attempt lost between this check and the caller's write (it waits for the commit).
+    """
+    stage_id = stage_id if stage_id is not None else _attempt.get()
+    if stage_id is None:
+        return
+    with transaction.atomic():
+        status = Stage.objects.select_for_update().filter(pk=stage_id).values_list("status", flat=True).first()
+        if status != StageState.RUNNING or _newer_attempt(stage_id).filter(status__in=machine.STAGE_ACTIVE).exists():
+            raise StaleAttempt(stage_id)
+
+
+def _newer_attempt(stage_id: int):
+    """Later attempts of the same stage (same plan, same kind) than ``stage_id``."""
+    stage = Stage.objects.filter(pk=stage_id).values("plan_id", "kind").first() or {"plan_id": None, "kind": ""}
+    return Stage.objects.filter(plan_id=stage["plan_id"], kind=stage["kind"], pk__gt=stage_id)
 
 
 # --- listeners ----------------------------------------------------------------------------------
@@ -123,6 +191,7 @@ def move_plan(
     if machine.is_final(to):
         values.setdefault("finished_at", now)
     with transaction.atomic():
+        check_attempt()
         current = DeploymentPlan.objects.select_for_update().filter(pk=plan.pk).values_list("state", flat=True).first()
         qs = DeploymentPlan.objects.filter(pk=plan.pk, state__in=expected_set)
         if extra_filter is not None:
@@ -163,18 +232,34 @@ def _move_stage(stage_id: int, *, expected: Iterable[str], to: str, extra: Q | N
     return qs.update(status=to, **fields) == 1
 
 
-def claim_stage(stage_id: int, *, task_id: str = "", worker: str = "") -> Stage | None:
-    """Mark a queued stage running; None when it was already claimed (a redelivered message)."""
+def claim_stage(stage_id: int, *, task_id: str = "", worker: str = "", lease_pid: int | None = None) -> Stage | None:
+    """Mark a queued stage running; None when it was already claimed (a redelivered message), when
+    a newer attempt of its plan exists, or when another stage of the plan runs (the database's
+    partial unique index: one running stage per plan).
+
+    ``lease_pid``: the database backend whose session holds the attempt's lease (for the reaper's
+    log and for people who look at ``pg_stat_activity``)."""
     now = timezone.now()
-    if not _move_stage(
-        stage_id,
-        expected={StageState.QUEUED},
-        to=StageState.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        task_id=task_id[:64],
-        worker=worker[:200],
-    ):
+    plan_id = Stage.objects.filter(pk=stage_id).values_list("plan_id", flat=True).first()
+    if plan_id is None:
+        return None
+    if _newer_attempt(stage_id).exists():
+        return None
+    try:
+        with transaction.atomic():
+            claimed = _move_stage(
+                stage_id,
+                expected={StageState.QUEUED},
+                to=StageState.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                task_id=task_id[:64],
+                worker=worker[:200],
+                lease_pid=lease_pid,
+            )
+    except IntegrityError:
+        return None
+    if not claimed:
         return None
     return Stage.objects.select_related("plan", "plan__target", "plan__source", "requested_by").get(pk=stage_id)
 
@@ -207,9 +292,13 @@ def complete_stage(
     """A stage that succeeded and the plan's move it ends with, in one transaction: nobody ever
     sees a finished plan whose stage still runs, or a succeeded stage whose plan did not move."""
     with transaction.atomic():
+        check_attempt()
         if not finish_stage(stage, StageState.SUCCEEDED):
             raise TransitionLost(plan.pk, expected, to)
-        return move_plan(plan, to=to, expected=expected, actor=actor, reason=reason, fields=fields)
+        # Fenced just above, the stage's row locked until this transaction ends; it is no longer
+        # running now, so the plan's move is not fenced a second time.
+        with ended_attempt():
+            return move_plan(plan, to=to, expected=expected, actor=actor, reason=reason, fields=fields)
 
 
 def cancel_queued_stages(plan: DeploymentPlan, *, explanation: str) -> int:

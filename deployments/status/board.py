@@ -240,8 +240,8 @@ def board_signature(env_ids: list[int], *, now: dt.datetime) -> str:
               (select coalesce(max(id), 0) from deployments_stage),
               (select coalesce(max(since)::text, '') || ':' || count(*) from deployments_runningversion
                 where environment_id = any(%(envs)s)),
-              (select coalesce(string_agg(id || ':' || enabled || ':' || coalesce(last_seen_at::text, ''), ','
-                                          order by id), '')
+              (select coalesce(string_agg(id || ':' || enabled || ':' || coalesce(last_seen_at::text, '')
+                                          || ':' || coalesce(drift_since::text, ''), ',' order by id), '')
                  from environments_frontend where environment_id = any(%(envs)s)),
               (select coalesce(max(updated_at)::text, '') from environments_environment where id = any(%(envs)s)),
               -- decisions on approvals (a withdrawal changes the count of standing ones)

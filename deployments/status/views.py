@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import hashlib
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from core.actors import Actor
+from core.refusals import Refusal
 from deployments.models import GeneratedSql, RunningVersion
 from deployments.plans import services as plans
 from deployments.plans.views import candidates, plan_for
+from deployments.stages import drift
 from deployments.state import moves
 from deployments.status import board
 from deployments.status import page as status_page
 from deployments.status.pulse import plan_pulse
 from deployments.steps.validate import validate_plan
 from environments import access
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, Environment, FrontEnd
 
 LOG_EXPORT_CHUNK = 2000
 
@@ -175,5 +180,26 @@ def environment_running(request: HttpRequest, key) -> HttpResponse:
     return render(
         request,
         "deployments/_environment_running.html",
-        {"environment": environment, "running": running.order_by("application__name"), "holder": holder},
+        {
+            "environment": environment,
+            "running": running.order_by("application__name"),
+            "holder": holder,
+            "drifted": drift.drifted_frontends(environment),
+            "may_manage": access.can(request.user, environment, AccessLevel.MANAGE),
+        },
     )
+
+
+@login_required
+@require_POST
+def frontend_put_back(request: HttpRequest, key) -> HttpResponse:
+    """Put back: switch one drifted front-end to the recorded versions (manage right, audited)."""
+    frontend = get_object_or_404(FrontEnd.objects.select_related("environment"), key=key)
+    access.require(request.user, frontend.environment, AccessLevel.MANAGE)
+    try:
+        drift.put_back(actor=Actor.person(request.user), frontend=frontend)
+    except Refusal as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Front-end {frontend.name} runs the recorded versions again.")
+    return redirect("environments:detail", key=frontend.environment.key)

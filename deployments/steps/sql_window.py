@@ -105,11 +105,13 @@ def execute_plan_sql(
     deadline: dt.datetime | None = None,
     before_first_statement: Callable[[], None] | None = None,
     after_statement: Callable[[int, Any], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> PlanExecutionReport:
     """Execute the plan's statements in one transaction on the database at ``dsn`` (``where`` names
     it in messages). ``before_first_statement`` runs inside the transaction right before the first
     statement (the point of no return). ``after_statement(number, cursor)`` is for injecting faults
-    in tests. Raises StepFailed, the transaction rolled back, with exactly what happened."""
+    in tests. ``before_commit`` runs right before COMMIT: an exception from it (the console's fence:
+    this attempt is no longer the live one) rolls everything back. Raises StepFailed, the transaction rolled back, with exactly what happened."""
     statements = _statements(planned)
     total = len(statements)
     by_application = {p.generated.application: len(p.generated.statements) for p in planned}
@@ -165,6 +167,8 @@ def execute_plan_sql(
                     after_statement(number, cursor)
                 log.progress(number, total)
             _check_same_transaction(conn, cursor, begun=begun, runs=runs, total=total, by_application=by_application)
+            if before_commit is not None:
+                before_commit()
         conn.commit()
     except TransactionEnded:
         _rollback(conn)

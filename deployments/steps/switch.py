@@ -27,6 +27,10 @@ from environments.models import Environment, FrontEnd
 
 SWITCH_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 10.0
+# How long a revert keeps trying to reach the broker (a Redis restart, a dropped connection).
+REVERT_SEND_RETRY_S = 30.0
+# How long sending a switch waits for the broker (nothing switched yet at that point).
+SWITCH_SEND_RETRY_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +99,7 @@ def switch_frontends(
         log.progress(done, len(frontends))
 
     calls = [
-        send(
+        _send_retrying(
             AgentCall(
                 fe,
                 "agent.switch",
@@ -109,10 +113,12 @@ def switch_frontends(
             ),
             # A switch that reaches an agent after the console gave up must not run.
             expires_in_s=timeout_s,
+            # A broker restarting for a moment is waited for rather than failing the switch.
+            retry_s=SWITCH_SEND_RETRY_S,
         )
         for fe in frontends
     ]
-    wait(calls, timeout_s=timeout_s, on_answer=on_answer)
+    _wait_through_blips(calls, timeout_s=timeout_s, on_answer=on_answer)
 
     if all(call.ok for call in calls):
         outcomes = [_outcome(call, "switched") for call in calls]
@@ -146,11 +152,14 @@ def revert_switch(
     whose follow-up failed, or to retry a revert). Raises StepFailed naming the front-ends it could
     not put back."""
     calls = [
-        send(AgentCall(fe, "agent.revert", {"releases_root": fe.releases_root, "switch_id": switch_id}))
+        _send_revert(AgentCall(fe, "agent.revert", {"releases_root": fe.releases_root, "switch_id": switch_id}))
         for fe in frontends
         if fe.enabled
     ]
-    wait(calls, timeout_s=timeout_s)
+    try:
+        wait(calls, timeout_s=timeout_s)
+    except Exception as exc:
+        _unanswered(calls, exc)
     outcomes = []
     for call in calls:
         restored = (call.answer or {}).get("restored") or {}
@@ -186,7 +195,7 @@ def _revert(
     the revert right behind it puts the links back.
     """
     reverts = [
-        send(
+        _send_revert(
             AgentCall(
                 call.frontend, "agent.revert", {"releases_root": call.frontend.releases_root, "switch_id": switch_id}
             )
@@ -194,11 +203,24 @@ def _revert(
         for call in calls
     ]
     answered = [revert for call, revert in zip(calls, reverts, strict=True) if call.answer is not None]
-    wait(answered, timeout_s=timeout_s)
+    try:
+        wait(answered, timeout_s=timeout_s)
+    except Exception as exc:
+        _unanswered(answered, exc)
     outcomes: list[FrontEndSwitch] = []
     problems: list[str] = []
     for call, revert in zip(calls, reverts, strict=True):
-        if call.answer is None:
+        if call.result is None:
+            # The switch never left the console for this front-end: nothing to put back there.
+            outcomes.append(_outcome(call, "failed"))
+            if revert.result is None:
+                log.warning(f"Front-end {call.frontend.name} was never sent the switch ({call.failure()}).")
+        elif call.answer is None and revert.result is None:
+            # Sent the switch, maybe ran it, and no revert could be queued behind it.
+            outcomes.append(_outcome(call, "revert_failed", error=revert.failure()))
+            problems.append(revert.problem())
+            log.error(f"Could not put back {revert.problem()}.")
+        elif call.answer is None:
             outcomes.append(_outcome(call, "revert_queued"))
             log.warning(
                 f"Front-end {call.frontend.name} did not answer the switch; a revert waits in its queue "
@@ -215,6 +237,64 @@ def _revert(
             problems.append(revert.problem())
             log.error(f"Could not put back {revert.problem()}.")
     return outcomes, problems
+
+
+def _send_safely(call: AgentCall, *, expires_in_s: float | None = None) -> AgentCall:
+    """``send``, where any failure to send (the broker unreachable, a key that cannot be read) is
+    this front-end's failure, never an exception that skips the all-or-nothing revert."""
+    try:
+        return send(call, expires_in_s=expires_in_s)
+    except Exception as exc:
+        call.result = None
+        call.error = f"could not be sent {call.task} ({_sentence(exc)})"
+        return call
+
+
+def _send_revert(call: AgentCall) -> AgentCall:
+    """A revert is sent without expiry and retried while the broker cannot be reached: a Redis
+    restart must not leave a front-end switched alone."""
+    return _send_retrying(call, retry_s=REVERT_SEND_RETRY_S)
+
+
+def _send_retrying(call: AgentCall, *, retry_s: float, expires_in_s: float | None = None) -> AgentCall:
+    """``_send_safely``, tried again every second for ``retry_s`` while the broker cannot be reached
+    (a key that cannot be read is not retried: waiting does not make it readable)."""
+    try:
+        retry = bool(call.frontend.agent_key())
+    except Exception:
+        retry = False
+    deadline = time.monotonic() + retry_s
+    while True:
+        _send_safely(call, expires_in_s=expires_in_s)
+        if call.result is not None or not retry or time.monotonic() >= deadline:
+            return call
+        time.sleep(1.0)
+
+
+def _wait_through_blips(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None) -> None:
+    """``wait``, reading on through a broker that drops for a moment (its append-only file keeps the
+    answers); past the deadline, or on anything else, the answers not in count as failures."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            wait(calls, timeout_s=max(0.0, deadline - time.monotonic()), on_answer=on_answer)
+            return
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                _unanswered(calls, exc)
+                return
+            time.sleep(0.5)
+
+
+def _unanswered(calls: Sequence[AgentCall], exc: BaseException) -> None:
+    for call in calls:
+        if call.answer is None and not call.error:
+            call.error = f"its answer could not be read ({_sentence(exc)})"
+
+
+def _sentence(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
 
 
 def _outcome(call: AgentCall, outcome: str, *, error: str = "") -> FrontEndSwitch:

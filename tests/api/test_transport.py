@@ -136,6 +136,8 @@ def test_the_openapi_document_is_served_and_describes_every_route(db):
         "/environments/{EnvironmentKey}/applications/{ApplicationKey}/",
         "/environments/{EnvironmentKey}/applications/{ApplicationKey}/versions/",
         "/environments/{EnvironmentKey}/deploymentzones/",
+        "/environments/{EnvironmentKey}/frontends/",
+        "/environments/{EnvironmentKey}/frontends/{FrontEndKey}/putback/",
         "/applications/",
         "/applications/{ApplicationKey}/",
         "/applications/{ApplicationKey}/versions/",

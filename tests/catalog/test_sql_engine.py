@@ -203,6 +203,26 @@ def test_a_transaction_ended_by_a_statement_is_caught_before_commit_and_said_as_
     }
 
 
+def test_a_fence_that_refuses_right_before_commit_leaves_the_target_as_before(landscape, register, target):
+    """The stage attempt was declared lost while its SQL ran: the console's fence, checked right
+    before COMMIT, rolls the whole transaction back."""
+    env = landscape["Test"]
+    deploy_sql(env, register("hr_core", "1.0.0"))
+    script = _script(env, "hr_core", [_statement("create table hr_core.fenced_table (id int)")])
+    before = fingerprint(env, "hr_core")
+
+    class Lost(Exception):
+        pass
+
+    def fence() -> None:
+        raise Lost("a newer attempt took over")
+
+    with pytest.raises(Lost):
+        _execute(env, [PlannedScript(script)], before_commit=fence)
+    assert target.query("select to_regclass('hr_core.fenced_table')") == [(None,)]
+    assert fingerprint(env, "hr_core") == before
+
+
 def test_all_of_a_plans_sql_runs_in_one_transaction_across_applications(landscape, register, target):
     env = landscape["Test"]
     deploy_sql(env, register("hr_core", "1.0.0"))
