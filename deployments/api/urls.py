@@ -35,5 +35,6 @@ urlpatterns = [
     re_path(rf"^deployments/(?P<plan_key>{KEY})/start/?$", views.deployment_start, name="deployment_start"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/continue/?$", views.deployment_continue, name="deployment_continue"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/abort/?$", views.deployment_abort, name="deployment_abort"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/rollback/?$", views.deployment_rollback, name="deployment_rollback"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/status/?$", views.deployment_status, name="deployment_status"),
 ]

@@ -158,6 +158,9 @@ class Script:
     name: str  # path inside the bundle, e.g. sql/010_seed.sql
     sha256: str
     sql: str
+    # False when the code of the version before cannot run once this script ran (it renames or
+    # drops something): Roll Back of a plan that ran it is refused. Said in the manifest.
+    backward_compatible: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,7 +398,7 @@ def _manifest(doc: dict[str, Any], files: dict[str, bytes]) -> Manifest:
         raise BundleRefused(f"The WSGI entry point {wsgi!r} names a module that is not in src/.")
     dependencies = _dependencies(doc.get("dependencies", {}), name)
     data_model = _data_model(doc.get("data", {}), name)
-    scripts = _scripts(files)
+    scripts = _script_flags(doc.get("scripts", {}), _scripts(files))
     native = _native(doc.get("native"), kind)
     return Manifest(
         name=name,
@@ -540,6 +543,24 @@ def _scripts(files: dict[str, bytes]) -> tuple[Script, ...]:
             raise BundleRefused(f"{path!r} is not UTF-8 text.") from None
         scripts.append(Script(name=path, sha256=hashlib.sha256(raw).hexdigest(), sql=text))
     return tuple(scripts)
+
+
+def _script_flags(raw: Any, scripts: tuple[Script, ...]) -> tuple[Script, ...]:
+    """``[scripts."sql/020_rename.sql"] backward_compatible = false`` in the manifest."""
+    if not isinstance(raw, dict):
+        raise BundleRefused('[scripts] must be a table of script paths, e.g. [scripts."sql/020_rename.sql"].')
+    names = {s.name for s in scripts}
+    flags: dict[str, bool] = {}
+    for name, entry in raw.items():
+        if name not in names:
+            raise BundleRefused(f"[scripts.{name!r}]: the bundle has no such script (sql/<name>.sql).")
+        if not isinstance(entry, dict) or set(entry) - {"backward_compatible"}:
+            raise BundleRefused(f"[scripts.{name!r}] may only say backward_compatible = true or false.")
+        value = entry.get("backward_compatible", True)
+        if not isinstance(value, bool):
+            raise BundleRefused(f"[scripts.{name!r}] backward_compatible must be true or false.")
+        flags[name] = value
+    return tuple(dataclasses.replace(s, backward_compatible=flags.get(s.name, True)) for s in scripts)
 
 
 def _native(raw: Any, kind: str) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from deployments.state.machine import StageState, StepState
 class StageKind(models.TextChoices):
     PREPARE = "prepare", "Prepare"
     CONTINUE = "continue", "Continue"
+    ROLLBACK = "rollback", "Roll Back"
 
 
 class Stage(models.Model):

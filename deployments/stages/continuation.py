@@ -50,6 +50,22 @@ def pass_point_of_no_return(plan: DeploymentPlan) -> None:
     append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
 
 
+def record_previous_versions(target, operations) -> None:
+    """Write on each operation the version that runs in ``target`` before it switches (once)."""
+    running = {
+        rv.application_id: rv.version_id
+        for rv in RunningVersion.objects.select_for_update().filter(
+            environment=target, application_id__in=[op.application_id for op in operations]
+        )
+    }
+    for op in operations:
+        if op.previous_known:
+            continue
+        op.previous_version_id = running.get(op.application_id)
+        op.previous_known = True
+        op.save(update_fields=["previous_version", "previous_known"])
+
+
 def run_continue(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
@@ -118,6 +134,9 @@ def run_continue(stage: Stage) -> None:
     # --- running versions --------------------------------------------------------------------
     now = timezone.now()
     with transaction.atomic():
+        # What each operation replaced, for Roll Back; in the same transaction as the running
+        # versions, so that a resumed Continue never records its own versions as the previous ones.
+        record_previous_versions(target, [*deploys, *undeploys])
         for op in deploys:
             RunningVersion.objects.update_or_create(
                 environment=target,

@@ -22,6 +22,7 @@ from deployments.models import DeploymentPlan, Stage, StageKind
 from deployments.stages.continuation import run_continue
 from deployments.stages.log import append_log
 from deployments.stages.prepare import run_prepare
+from deployments.stages.rollback import fail_rollback, run_rollback
 from deployments.stages.stop import StageAborted
 from deployments.state import machine, moves
 from deployments.state.machine import PlanState, StageState
@@ -80,6 +81,8 @@ def run(stage_id: int, *, task_id: str = "", worker: str = "") -> str | None:
             try:
                 if stage.kind == StageKind.PREPARE:
                     run_prepare(stage)
+                elif stage.kind == StageKind.ROLLBACK:
+                    run_rollback(stage)
                 else:
                     run_continue(stage)
             except moves.TransitionLost as exc:
@@ -115,7 +118,13 @@ def fail_plan(plan: DeploymentPlan, sentence: str, *, suspend: bool) -> None:
     can act on suspends the plan (Continue, Prepare Again, Abort); anything else finishes it with
     errors."""
     plan.refresh_from_db(fields=["state"])
-    if plan.state == P.ABORTING:
+    if machine.is_rolling_back(plan.state):
+        # Every front-end is back on the plan's releases (the switch is all or nothing).
+        try:
+            fail_rollback(plan, sentence, actor=RUNNER)
+        except moves.TransitionLost as exc:
+            logger.warning("plan %s: %s", plan.key, exc)
+    elif plan.state == P.ABORTING:
         _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason=sentence, fields={"aborted_at": timezone.now()})
     elif suspend and plan.state in machine.SUSPENDABLE:
         _move(plan, expected=machine.SUSPENDABLE, to=P.SUSPENDED, reason=sentence)

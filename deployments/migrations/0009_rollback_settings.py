@@ -1,0 +1,145 @@
+"""Roll Back: a plan state for it (rolling back holds the target), its stage, and what each operation
+replaced (recorded by Continue) and whether it was rolled back."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("deployments", "0006_script_analysis_estimate_prepared_indexes"),
+    ]
+
+    operations = [
+        migrations.RemoveConstraint(
+            model_name="deploymentplan",
+            name="one_holding_plan_per_target",
+        ),
+        migrations.AddField(
+            model_name="planoperation",
+            name="previous_known",
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
+            model_name="planoperation",
+            name="previous_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="deployments.applicationversion",
+            ),
+        ),
+        migrations.AddField(
+            model_name="planoperation",
+            name="rollback_requested_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="planoperation",
+            name="rolled_back_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AlterField(
+            model_name="deploymentplan",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("saved", "Saved"),
+                    ("preparing", "Preparing"),
+                    ("prepared", "Prepared"),
+                    ("scheduled", "Prepared, Continue scheduled"),
+                    ("suspended", "Needs intervention"),
+                    ("continuing", "Continuing"),
+                    ("applying", "Applying (past the point of no return)"),
+                    ("aborting", "Aborting"),
+                    ("aborted", "Aborted"),
+                    ("finished_successful", "Finished successful"),
+                    ("finished_with_warnings", "Finished with warnings"),
+                    ("finished_with_errors", "Finished with errors"),
+                    ("rolling_back", "Rolling back"),
+                    ("rolled_back", "Rolled back"),
+                ],
+                db_index=True,
+                default="saved",
+                max_length=30,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="stage",
+            name="kind",
+            field=models.CharField(
+                choices=[("prepare", "Prepare"), ("continue", "Continue"), ("rollback", "Roll Back")], max_length=10
+            ),
+        ),
+        migrations.AlterField(
+            model_name="transition",
+            name="from_state",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("saved", "Saved"),
+                    ("preparing", "Preparing"),
+                    ("prepared", "Prepared"),
+                    ("scheduled", "Prepared, Continue scheduled"),
+                    ("suspended", "Needs intervention"),
+                    ("continuing", "Continuing"),
+                    ("applying", "Applying (past the point of no return)"),
+                    ("aborting", "Aborting"),
+                    ("aborted", "Aborted"),
+                    ("finished_successful", "Finished successful"),
+                    ("finished_with_warnings", "Finished with warnings"),
+                    ("finished_with_errors", "Finished with errors"),
+                    ("rolling_back", "Rolling back"),
+                    ("rolled_back", "Rolled back"),
+                ],
+                max_length=30,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="transition",
+            name="to_state",
+            field=models.CharField(
+                choices=[
+                    ("saved", "Saved"),
+                    ("preparing", "Preparing"),
+                    ("prepared", "Prepared"),
+                    ("scheduled", "Prepared, Continue scheduled"),
+                    ("suspended", "Needs intervention"),
+                    ("continuing", "Continuing"),
+                    ("applying", "Applying (past the point of no return)"),
+                    ("aborting", "Aborting"),
+                    ("aborted", "Aborted"),
+                    ("finished_successful", "Finished successful"),
+                    ("finished_with_warnings", "Finished with warnings"),
+                    ("finished_with_errors", "Finished with errors"),
+                    ("rolling_back", "Rolling back"),
+                    ("rolled_back", "Rolled back"),
+                ],
+                max_length=30,
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="deploymentplan",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "aborting",
+                            "applying",
+                            "continuing",
+                            "prepared",
+                            "preparing",
+                            "rolling_back",
+                            "scheduled",
+                            "suspended",
+                        ],
+                    )
+                ),
+                fields=("target",),
+                name="one_holding_plan_per_target",
+            ),
+        ),
+    ]
