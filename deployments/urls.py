@@ -30,6 +30,7 @@ urlpatterns = [
         name="plan_cancel_scheduled_continue",
     ),
     path("plans/<uuid:key>/abort/", plan_views.plan_abort, name="plan_abort"),
+    path("plans/<uuid:key>/rollback/", plan_views.plan_rollback, name="plan_rollback"),
     path("plans/<uuid:key>/delete/", plan_views.plan_delete, name="plan_delete"),
     path("plans/<uuid:key>/retry/", plan_views.plan_retry, name="plan_retry"),
     path("plans/<uuid:key>/reuse/", plan_views.plan_reuse, name="plan_reuse"),

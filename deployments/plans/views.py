@@ -268,6 +268,19 @@ def plan_abort(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Roll Back")
+def plan_rollback(request: HttpRequest, key) -> HttpResponse:
+    """Roll Back the plan, or only the application named in the form (from the running versions)."""
+    application = (request.POST.get("application") or "").strip()
+
+    def act(*, actor, plan):
+        return plans.rollback_plan(actor=actor, plan=plan, applications=[application] if application else None)
+
+    return _act(request, key, act, f"Rolling back {application or 'the plan'}.")
+
+
+@login_required
+@require_POST
 def plan_delete(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     try:

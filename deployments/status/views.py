@@ -173,5 +173,10 @@ def environment_running(request: HttpRequest, key) -> HttpResponse:
     return render(
         request,
         "deployments/_environment_running.html",
-        {"environment": environment, "running": running.order_by("application__name"), "holder": holder},
+        {
+            "environment": environment,
+            "running": running.order_by("application__name"),
+            "holder": holder,
+            "can_deploy": access.can(request.user, environment, AccessLevel.DEPLOY),
+        },
     )

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+from django.urls import reverse
 
 from agent.releases import release_name
 from core.actors import Actor
@@ -135,3 +136,41 @@ def test_a_pipeline_rolls_back_through_the_api(engine):
     assert again.status_code == 400 and "rolled back" in " ".join(again.json()["Errors"])
     assert PlanOperation.objects.get(plan=plan).rolled_back_at is not None
     assert DeploymentPlan.objects.get(pk=plan.pk).state == P.ROLLED_BACK
+
+
+def test_one_application_rolls_back_from_the_running_versions_of_its_environment(engine, client):
+    env = _test_env(engine)
+    hr_100, hr_110 = engine.version("hr_core", "1.0.0"), engine.version("hr_core", "1.1.0")
+    leave_110 = engine.version("leave_portal", "1.1.0")
+    engine.deploy("Development", "Test", [hr_100])
+    plan = engine.deploy("Development", "Test", [hr_110, leave_110])
+    client.force_login(engine.release)
+
+    page = client.get(reverse("deployments:environment_running", args=[env.key])).content.decode()
+    assert page.count(">Roll Back</button>") == 2
+    # leave_portal 1.1.0 needs hr_core 1.1: hr_core alone cannot go back.
+    refused = client.post(
+        reverse("deployments:plan_rollback", args=[plan.key]), {"application": "hr_core"}, follow=True
+    )
+    assert "leave_portal 1.1.0 needs hr_core" in refused.content.decode()
+    plan.refresh_from_db()
+    assert plan.state in FINISHED_OK
+
+    response = client.post(reverse("deployments:plan_rollback", args=[plan.key]), {"application": "leave_portal"})
+    assert response.status_code == 302
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not PlanOperation.objects.filter(plan=plan, rolled_back_at__isnull=False):
+        time.sleep(0.2)
+    plan = engine.wait(plan, *FINISHED_OK)
+    # Nothing ran of leave_portal before: it is gone from both front-ends; hr_core 1.1.0 stays.
+    assert engine.running("Test") == {"hr_core": "1.1.0"}
+    assert [a.startswith("HTTP 404") for a in engine.answers("Test", "/leave_portal")] == [True, True]
+    assert engine.answers("Test", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
+    assert plan.transitions.order_by("at", "id").last().reason == "Rolled back leave_portal"
+
+    # The rest of the plan: hr_core back to 1.0.0, and the plan is rolled back.
+    plan_page = client.get(reverse("deployments:plan", args=[plan.key])).content.decode()
+    assert 'id="roll-back"' in plan_page
+    client.post(reverse("deployments:plan_rollback", args=[plan.key]))
+    engine.wait(plan, P.ROLLED_BACK)
+    assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0", "hr_core 1.0.0"]
