@@ -176,6 +176,21 @@ def revert(*, switch_id: str, before: dict[str, str | None] | None = None, relea
     return {"ok": True, **restored, "seconds": time.monotonic() - started}
 
 
+@app.task(name="agent.holds")
+def holds(*, links: dict[str, str], releases_root: str = "") -> dict[str, Any]:
+    """Which of these releases (``{application: release}``) are not installed here: asked before a
+    Roll Back, whose switch needs each of them on every front-end."""
+    root = settings.releases_root
+    missing: dict[str, str] = {}
+    try:
+        for application, release in links.items():
+            if releases.present_digest(root, application, release) is None:
+                missing[application] = release
+    except releases.ReleaseRefused as exc:
+        return _failure(exc.message)
+    return {"ok": True, "missing": missing}
+
+
 @app.task(name="agent.report")
 def report(*, releases_root: str = "") -> dict[str, Any]:
     root = settings.releases_root

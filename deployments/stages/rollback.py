@@ -31,13 +31,14 @@ from deployments.models import (
     RunningVersion,
     Stage,
     StageKind,
+    Step,
     StepKind,
     Transition,
 )
 from deployments.stages import engine
-from deployments.stages.log import PlanStepLog, append_log, begin_step, end_step
+from deployments.stages.log import PlanStepLog, append_log, end_step
 from deployments.state import machine, moves
-from deployments.state.machine import PlanState, StepState
+from deployments.state.machine import PlanState, StageState, StepState
 from deployments.steps import StepFailed
 from deployments.steps.switch import enabled_frontends, revert_switch, switch_frontends
 from deployments.steps.validate import dependencies_of
@@ -101,6 +102,20 @@ def refusals(plan: DeploymentPlan, operations: Sequence[PlanOperation], *, ask_f
         rv.application_id: rv
         for rv in RunningVersion.objects.filter(environment=target).select_related("application", "version", "plan")
     }
+    # Plans that switched one of these applications after this one (an aborted plan changed nothing).
+    later: dict[int, DeploymentPlan] = {}
+    for row in (
+        PlanOperation.objects.filter(
+            plan__target=target,
+            plan__finished_at__gt=plan.finished_at,
+            previous_known=True,
+            application_id__in=[op.application_id for op in operations],
+        )
+        .exclude(plan=plan)
+        .select_related("plan")
+        .order_by("plan__finished_at")
+    ):
+        later[row.application_id] = row.plan
     for op in operations:
         rv = running.get(op.application_id)
         mine = (
@@ -108,21 +123,10 @@ def refusals(plan: DeploymentPlan, operations: Sequence[PlanOperation], *, ask_f
             if op.kind == OperationKind.DEPLOY
             else rv is None
         )
-        later = (
-            # A plan that switched this application after this one (an aborted one changed nothing).
-            DeploymentPlan.objects.filter(
-                target=target,
-                finished_at__gt=plan.finished_at,
-                operations__application=op.application,
-                operations__previous_known=True,
-            )
-            .exclude(pk=plan.pk)
-            .order_by("-finished_at")
-            .first()
-        )
-        if later is not None:
+        newer = later.get(op.application_id)
+        if newer is not None:
             problems.append(
-                f"A later plan ({later.key}, {later.state_label.lower()}) changed {op.application.name} in {target.name}."
+                f"A later plan ({newer.key}, {newer.state_label.lower()}) changed {op.application.name} in {target.name}."
             )
         elif not mine:
             what = f"{rv.application.name} {rv.version.version}" if rv else f"no {op.application.name}"
@@ -180,8 +184,8 @@ def _dependencies_after(
 
 
 def _missing_on_frontends(target: Environment, backs: Sequence[Back]) -> list[str]:
-    """Ask each front-end's agent which releases it holds: the ones to go back to must be there."""
-    wanted = [b for b in backs if b.release is not None]
+    """Ask each front-end's agent whether it holds the releases to go back to."""
+    wanted = {b.name: b.release for b in backs if b.release is not None}
     frontends = enabled_frontends(target)
     if not frontends:
         return [f"{target.name} has no enabled front-end."]
@@ -189,8 +193,8 @@ def _missing_on_frontends(target: Environment, backs: Sequence[Back]) -> list[st
         return []
     calls = call_each(
         frontends,
-        "agent.report",
-        kwargs_for=lambda fe: {"releases_root": fe.releases_root},
+        "agent.holds",
+        kwargs_for=lambda fe: {"releases_root": fe.releases_root, "links": wanted},
         timeout_s=REPORT_TIMEOUT_S,
     )
     problems = []
@@ -198,12 +202,8 @@ def _missing_on_frontends(target: Environment, backs: Sequence[Back]) -> list[st
         if not call.ok:
             problems.append(f"Cannot tell which releases are on {call.problem()}.")
             continue
-        held = (call.answer or {}).get("applications") or {}
-        for back in wanted:
-            if back.release not in (held.get(back.name) or {}).get("releases", []):
-                problems.append(
-                    f"The release {back.release} of {back.name} is no longer on front-end {call.frontend.name}."
-                )
+        for name, release in sorted(((call.answer or {}).get("missing") or {}).items()):
+            problems.append(f"The release {release} of {name} is no longer on front-end {call.frontend.name}.")
     return problems
 
 
@@ -236,23 +236,60 @@ def run_rollback(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
     ops = [op for op in operations_to_roll_back(plan) if op.rollback_requested_at is not None]
-    append_log(plan, "info", f"Roll Back started (attempt {stage.attempt}).")
 
-    step = begin_step(stage, StepKind.CHECK, total=1)
-    problems = refusals(plan, ops)
+    checked_from = timezone.now()
+    # The agents were asked which releases they hold when the Roll Back was asked for; each agent
+    # checks again that every release is there before it moves a link, and the switch is all or nothing.
+    problems = refusals(plan, ops, ask_frontends=False)
+    Step.objects.create(
+        stage=stage,
+        kind=StepKind.CHECK,
+        status=StepState.FAILED if problems else StepState.DONE,
+        total=1,
+        done=0 if problems else 1,
+        started_at=checked_from,
+        finished_at=timezone.now(),
+        detail={"problems": problems} if problems else {},
+    )
     if problems:
-        end_step(step, StepState.FAILED, problems=problems)
         raise RollbackFailed("Roll Back refused: " + " ".join(problems))
-    end_step(step)
 
     backs = [Back(op, op.previous_version) for op in ops]
     frontends = enabled_frontends(target)
     log = PlanStepLog(plan)
-    # An attempt that died mid-switch may have left some front-ends switched: put those back first.
-    for earlier in plan.stages.filter(kind=StageKind.ROLLBACK, pk__lt=stage.pk):
+    # An attempt of this Roll Back that died mid-switch may have left some front-ends switched: put
+    # those back first (never the switch of an earlier Roll Back that succeeded).
+    done_before = (
+        plan.stages.filter(kind=StageKind.ROLLBACK, status=StageState.SUCCEEDED, pk__lt=stage.pk)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    attempts = plan.stages.filter(kind=StageKind.ROLLBACK, pk__lt=stage.pk, pk__gt=done_before or 0).exclude(
+        status=StageState.CANCELLED
+    )
+    for earlier in attempts:
         revert_switch(frontends=frontends, switch_id=engine.switch_id_for(earlier), log=log)
-    steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(backs)) for fe in frontends}
-    append_log(plan, "info", "Rolling back: " + "; ".join(b.label() for b in backs) + ". No SQL runs.")
+    started = timezone.now()
+    steps = {
+        step.subject: step
+        for step in Step.objects.bulk_create(
+            Step(
+                stage=stage,
+                kind=StepKind.SWITCH,
+                subject=fe.name,
+                status=StepState.RUNNING,
+                total=len(backs),
+                started_at=started,
+            )
+            for fe in frontends
+        )
+    }
+    append_log(
+        plan,
+        "info",
+        f"Roll Back started (attempt {stage.attempt}): " + "; ".join(b.label() for b in backs) + ". No SQL runs.",
+    )
     try:
         result = switch_frontends(
             frontends=frontends,
@@ -267,25 +304,32 @@ def run_rollback(stage: Stage) -> None:
                 end_step(fe_step, StepState.FAILED)
         raise
     by_name = {fe.frontend: fe for fe in result.frontends}
+    switched_at = timezone.now()
     for name, fe_step in steps.items():
         fe = by_name.get(name)
-        end_step(
-            fe_step, **({"seconds": fe.seconds, "health_seconds": fe.health_seconds, "before": fe.before} if fe else {})
-        )
+        fe_step.status, fe_step.finished_at, fe_step.done = StepState.DONE, switched_at, fe_step.total
+        if fe is not None:
+            fe_step.detail = {"seconds": fe.seconds, "health_seconds": fe.health_seconds, "before": fe.before}
+    Step.objects.bulk_update(list(steps.values()), ["status", "finished_at", "done", "detail"])
 
     now = timezone.now()
     with transaction.atomic():
-        for back in backs:
-            app = back.operation.application
-            if back.previous is None:
-                RunningVersion.objects.filter(environment=target, application=app).delete()
-            else:
-                RunningVersion.objects.update_or_create(
-                    environment=target,
-                    application=app,
-                    defaults={"version": back.previous, "since": now, "plan": plan, "is_modified": False},
-                )
-            PlanOperation.objects.filter(pk=back.operation.pk).update(rolled_back_at=now)
+        gone = [b.operation.application_id for b in backs if b.previous is None]
+        back_to = {b.operation.application_id: b.previous for b in backs if b.previous is not None}
+        RunningVersion.objects.filter(environment=target, application_id__in=gone).delete()
+        rows = {
+            rv.application_id: rv
+            for rv in RunningVersion.objects.select_for_update().filter(environment=target, application_id__in=back_to)
+        }
+        for app_id, version in back_to.items():
+            row = rows.get(app_id) or RunningVersion(environment=target, application_id=app_id)
+            row.version, row.since, row.plan, row.is_modified = version, now, plan, False
+            rows[app_id] = row
+        RunningVersion.objects.bulk_create([r for r in rows.values() if r.pk is None])
+        RunningVersion.objects.bulk_update(
+            [r for r in rows.values() if r.pk is not None], ["version", "since", "plan", "is_modified"]
+        )
+        PlanOperation.objects.filter(pk__in=[b.operation.pk for b in backs]).update(rolled_back_at=now)
         left = PlanOperation.objects.filter(plan=plan, rolled_back_at=None, previous_known=True).exists()
         names = ", ".join(b.name for b in backs)
         if left:

@@ -174,3 +174,34 @@ def test_one_application_rolls_back_from_the_running_versions_of_its_environment
     client.post(reverse("deployments:plan_rollback", args=[plan.key]))
     engine.wait(plan, P.ROLLED_BACK)
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0", "hr_core 1.0.0"]
+    # The earlier Roll Back of leave_portal stays done.
+    assert [a.startswith("HTTP 404") for a in engine.answers("Test", "/leave_portal")] == [True, True]
+    assert engine.running("Test") == {"hr_core": "1.0.0"}
+
+
+def test_a_rollback_that_fails_on_one_frontend_leaves_every_frontend_on_the_plan_release(engine):
+    _test_env(engine)
+    hr_100, hr_110 = engine.version("hr_core", "1.0.0"), engine.version("hr_core", "1.1.0")
+    engine.deploy("Development", "Test", [hr_100])
+    plan = engine.deploy("Development", "Test", [hr_110])
+    hr_100.refresh_from_db()
+    # Asked for while every front-end holds 1.0.0; by the time a stage worker takes it, one of them
+    # lost that release: its agent refuses to switch, and the other front-end is put back.
+    engine.worker.stop()
+    plans.rollback_plan(actor=Actor.person(engine.release), plan=plan)
+    sick = engine.frontends["Test"][1]
+    gone = sick.root / "releases" / "hr_core" / release_name(hr_100.version, hr_100.binary_sha256)
+    shutil.move(gone, gone.with_name(".kept-aside"))
+    engine.start_worker()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not plan.transitions.filter(reason__startswith="Roll Back failed").exists():
+        time.sleep(0.2)
+
+    plan.refresh_from_db()
+    assert plan.state in FINISHED_OK
+    failed = plan.transitions.order_by("at", "id").last()
+    assert failed.from_state == P.ROLLING_BACK and f"front-end {sick.row.name}" in failed.reason, failed.reason
+    assert "not uploaded" in failed.reason
+    assert engine.answers("Test", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
+    assert engine.running("Test") == {"hr_core": "1.1.0"}
+    assert plan.operations.get().rolled_back_at is None
