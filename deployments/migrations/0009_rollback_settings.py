@@ -1,16 +1,30 @@
 """Roll Back: a plan state for it (rolling back holds the target), its stage, and what each operation
-replaced (recorded by Continue) and whether it was rolled back."""
+replaced (recorded by Continue) and whether it was rolled back. Settings: their values per environment."""
 
 import django.db.models.deletion
+from django.conf import settings
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [
         ("deployments", "0006_script_analysis_estimate_prepared_indexes"),
+        ("environments", "0004_isolation"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
+        migrations.CreateModel(
+            name="SettingValue",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=63)),
+                ("value", models.JSONField(blank=True, null=True)),
+                ("secret", models.BooleanField(default=False)),
+                ("value_encrypted", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+            ],
+        ),
         migrations.RemoveConstraint(
             model_name="deploymentplan",
             name="one_holding_plan_per_target",
@@ -140,6 +154,37 @@ class Migration(migrations.Migration):
                 ),
                 fields=("target",),
                 name="one_holding_plan_per_target",
+            ),
+        ),
+        migrations.AddField(
+            model_name="settingvalue",
+            name="application",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="deployments.application"
+            ),
+        ),
+        migrations.AddField(
+            model_name="settingvalue",
+            name="environment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="environments.environment"
+            ),
+        ),
+        migrations.AddField(
+            model_name="settingvalue",
+            name="updated_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="settingvalue",
+            constraint=models.UniqueConstraint(
+                fields=("environment", "application", "name"), name="one_setting_value_per_env"
             ),
         ),
     ]
