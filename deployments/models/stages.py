@@ -55,6 +55,7 @@ class StepKind(models.TextChoices):
     GENERATE_SQL = "generate_sql", "Generate SQL"
     UPLOAD = "upload", "Upload"
     CHECK = "check", "Check plan is still valid"
+    SETTINGS = "settings", "Put settings in place"
     EXECUTE_SQL = "execute_sql", "Execute SQL"
     SWITCH = "switch", "Switch"
     MOBILE_PACKAGE = "mobile_package", "Mobile package"

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
+from deployments.catalog import settings as app_settings
 from deployments.models import (
     ApplicationKind,
     DeploymentPlan,
@@ -23,6 +24,7 @@ from deployments.stages.validity import PlanNoLongerValid, check_still_valid
 from deployments.state import machine, moves
 from deployments.state.machine import PlanState, StepState
 from deployments.steps import StepFailed
+from deployments.steps.settings import deliver_settings
 
 P = PlanState
 CONTINUE = Actor.system("continue")
@@ -90,6 +92,20 @@ def run_continue(stage: Stage) -> None:
         end_step(step)
         check_not_aborted(plan)
 
+    # --- settings, beside the new releases (nothing running reads them before the switch) ----
+    frontends = list(target.frontends.filter(enabled=True).order_by("name"))
+    settings_links: dict[str, str] = {}
+    if any(app_settings.declared(op.version) for op in deploys):
+        step = begin_step(stage, StepKind.SETTINGS, total=len(frontends))
+        try:
+            settings_links = deliver_settings(
+                plan=plan, frontends=frontends, versions=[op.version for op in deploys], log=PlanStepLog(plan, step)
+            )
+        except StepFailed:
+            end_step(step, StepState.FAILED)
+            raise
+        end_step(step, applications=sorted(settings_links))
+
     # --- SQL ---------------------------------------------------------------------------------
     generated = {g.application_id: g for g in GeneratedSql.objects.filter(plan=plan)}
     total = sum(len(g.statements) for g in generated.values())
@@ -116,12 +132,11 @@ def run_continue(stage: Stage) -> None:
     pass_point_of_no_return(plan)
 
     # --- switch ------------------------------------------------------------------------------
-    frontends = list(target.frontends.filter(enabled=True).order_by("name"))
     undeploys = [op for op in operations if op.kind == OperationKind.UNDEPLOY]
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
         try:
-            results = engine.switch(stage, frontends, deploys, undeploys)
+            results = engine.switch(stage, frontends, deploys, undeploys, settings_links=settings_links)
         except StepFailed:
             for fe_step in steps.values():
                 fe_step.refresh_from_db()
