@@ -13,6 +13,7 @@ urlpatterns = [
     path("plans/new/", plan_views.plan_create, name="plan_create"),
     path("plans/<uuid:key>/", status_views.plan_detail, name="plan"),
     path("plans/<uuid:key>/live/", status_views.plan_live, name="plan_live"),
+    path("plans/<uuid:key>/changes/", status_views.plan_changes, name="plan_changes"),
     path("plans/<uuid:key>/log.txt", status_views.plan_log, name="plan_log"),
     path("plans/<uuid:key>/log/", status_views.plan_log_window, name="plan_log_window"),
     path("plans/<uuid:key>/sql/<uuid:app_key>.sql", status_views.plan_sql, name="plan_sql"),

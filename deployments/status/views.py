@@ -15,7 +15,7 @@ from django.utils import timezone
 from deployments.models import GeneratedSql, RunningVersion
 from deployments.plans.views import candidates, plan_for
 from deployments.state import moves
-from deployments.status import board
+from deployments.status import board, changes
 from deployments.status import page as status_page
 from deployments.status.pulse import plan_pulse
 from deployments.steps.validate import validate_plan
@@ -144,6 +144,13 @@ def plan_detail(request: HttpRequest, key) -> HttpResponse:
             selected={op.application_id: op for op in context["operations"]},
         )
     return render(request, "deployments/plan_detail.html", context)
+
+
+@login_required
+def plan_changes(request: HttpRequest, key) -> HttpResponse:
+    """What the plan will change in its target (before Prepare, and what Prepare found)."""
+    plan = plan_for(request, key)
+    return render(request, "deployments/plan_changes.html", {"plan": plan, "changes": changes.plan_changes(plan)})
 
 
 @login_required
