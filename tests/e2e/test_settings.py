@@ -16,7 +16,9 @@ from core.actors import Actor
 from deployments.catalog import services as catalog
 from deployments.catalog import settings as app_settings
 from deployments.models import Step, StepKind, StepState
+from environments.models import AccessLevel
 from examples.build import FORMATS, bundle_files, pack
+from tests.api.conftest import create_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -85,8 +87,19 @@ def test_a_setting_changed_is_what_the_application_answers_after_continue_and_no
     assert SECRET not in engine.worker.log()
     for one in (plan, again):
         assert SECRET not in " ".join(one.log_lines.values_list("message", flat=True))
+    token = create_token("pipeline", {env: AccessLevel.DEPLOY})
+    api = f"{engine.console_url}/lifetimeapi/rest/v2/deployments/{again.key}"
+    for url in (api, f"{api}/status", f"{engine.console_url}/lifetimeapi/rest/v2/deployments"):
+        answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200 and SECRET not in answer.text, url
     client.force_login(engine.hosts.actor)
-    for url in (reverse("deployments:plan", args=[again.key]), reverse("catalog:environment_settings", args=[env.key])):
+    pages = (
+        reverse("deployments:plan", args=[again.key]),
+        reverse("deployments:plan_changes", args=[again.key]),
+        reverse("catalog:environment_settings", args=[env.key]),
+        reverse("audit"),
+    )
+    for url in pages:
         assert SECRET not in client.get(url).content.decode(), url
 
 
