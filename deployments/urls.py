@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("plans/<uuid:key>/abort/", plan_views.plan_abort, name="plan_abort"),
     path("plans/<uuid:key>/rollback/", plan_views.plan_rollback, name="plan_rollback"),
+    path("environments/<uuid:env_key>/settings-plan/<uuid:app_key>/", plan_views.settings_plan, name="settings_plan"),
     path("plans/<uuid:key>/delete/", plan_views.plan_delete, name="plan_delete"),
     path("plans/<uuid:key>/retry/", plan_views.plan_retry, name="plan_retry"),
     path("plans/<uuid:key>/reuse/", plan_views.plan_reuse, name="plan_reuse"),

@@ -20,7 +20,7 @@ from core.request_limits import accepts_upload
 from deployments.catalog import services as catalog
 from deployments.catalog import settings as app_settings
 from deployments.catalog.bundles import MAX_ARCHIVE_BYTES, BundleRefused, manifest_from_json
-from deployments.models import Application, ApplicationVersion
+from deployments.models import Application, ApplicationVersion, RunningVersion
 from deployments.statements import scripts as script_analysis
 from deployments.statements.parse import COST_LABELS, FLAG_LABELS, blocks
 from environments import access
@@ -171,9 +171,15 @@ def environment_settings(request: HttpRequest, env_key) -> HttpResponse:
         version = app_settings.declaring_version(environment, application)
         views = app_settings.describe(environment, version) if version is not None else []
         if views:
-            applications.append({"application": application, "version": version, "settings": views})
+            runs = RunningVersion.objects.filter(environment=environment, application=application).exists()
+            applications.append({"application": application, "version": version, "settings": views, "runs": runs})
     return render(
         request,
         "catalog/environment_settings.html",
-        {"environment": environment, "applications": applications, "can_manage": can_manage},
+        {
+            "environment": environment,
+            "applications": applications,
+            "can_manage": can_manage,
+            "can_deploy": access.can(request.user, environment, AccessLevel.DEPLOY),
+        },
     )

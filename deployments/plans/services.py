@@ -620,3 +620,30 @@ def rollback_application(*, actor: Actor, environment: Environment, application:
             f"No plan deployed what runs of {application.name} in {environment.name}: nothing to roll back."
         )
     return rollback_plan(actor=actor, plan=plan, applications=[application.name])
+
+
+# --- settings only --------------------------------------------------------------------------------
+
+
+def create_settings_plan(*, actor: Actor, environment: Environment, application: Application) -> DeploymentPlan:
+    """The small plan that applies an application's settings in ``environment`` and changes nothing
+    else: the version that runs there, deployed again (nothing to compile, no SQL, nothing to
+    upload; its settings switched on every front-end). From the environment before it in the
+    promotion path (or after it, for the first)."""
+    running = RunningVersion.objects.filter(environment=environment, application=application).select_related("version")
+    row = running.first()
+    if row is None:
+        raise PlanRefused(
+            f"{application.name} does not run in {environment.name}: deploy it with its settings instead."
+        )
+    others = Environment.objects.exclude(pk=environment.pk)
+    source = others.filter(order__lt=environment.order).order_by("-order").first() or others.order_by("order").first()
+    if source is None:
+        raise PlanRefused("A plan needs another environment as its source.")
+    return create_plan(
+        actor=actor,
+        source=source,
+        target=environment,
+        operations=[Operation(application, row.version)],
+        notes=f"Apply the settings of {application.name} in {environment.name} ({row.version.version} again).",
+    )

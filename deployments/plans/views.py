@@ -281,6 +281,23 @@ def plan_rollback(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+def settings_plan(request: HttpRequest, env_key, app_key) -> HttpResponse:
+    """Apply an application's settings in an environment with a plan of its own."""
+    environment = get_object_or_404(Environment, key=env_key)
+    application = get_object_or_404(Application, key=app_key)
+    try:
+        plan = plans.create_settings_plan(
+            actor=Actor.person(request.user), environment=environment, application=application
+        )
+    except Refusal as exc:
+        messages.error(request, exc.message)
+        return redirect("catalog:environment_settings", env_key=environment.key)
+    messages.success(request, f"A plan applies the settings of {application.name}: Validate, then deploy it.")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
 def plan_delete(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     try:

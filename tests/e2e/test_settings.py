@@ -15,7 +15,9 @@ from agent import signing
 from core.actors import Actor
 from deployments.catalog import services as catalog
 from deployments.catalog import settings as app_settings
-from deployments.models import Step, StepKind, StepState
+from deployments.models import DeploymentPlan, Step, StepKind, StepState
+from deployments.plans import services as plans
+from deployments.state.machine import PlanState
 from environments.models import AccessLevel
 from examples.build import FORMATS, bundle_files, pack
 from tests.api.conftest import create_token
@@ -71,8 +73,15 @@ def test_a_setting_changed_is_what_the_application_answers_after_continue_and_no
     app_settings.set_value(actor=system, environment=env, application=hr.application, name="greeting", raw="Bonjour")
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0 greeting=Hello key=set"] * 2
 
-    # The small plan that changes only settings: the same version again.
-    again = engine.deploy("Development", "Test", [hr])
+    # The small plan that changes only settings: the version that runs, again ("Apply with a plan").
+    client.force_login(engine.release)
+    settings_page = client.get(reverse("catalog:environment_settings", args=[env.key])).content.decode()
+    assert 'id="settings-plan-hr_core"' in settings_page
+    created = client.post(reverse("deployments:settings_plan", args=[env.key, hr.application.key]))
+    again = DeploymentPlan.objects.get(key=created["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert [(op.application_id, op.version_id) for op in again.operations.all()] == [(hr.application_id, hr.pk)]
+    plans.start_plan(actor=Actor.person(engine.release), plan=again)
+    engine.wait(again, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0 greeting=Bonjour key=set"] * 2
 
     # The secret is on each front-end in the settings document only, never in a log or a page.
