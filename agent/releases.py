@@ -337,7 +337,7 @@ def read_journal(root: Path, switch_id: str) -> dict[str, Any] | None:
 
 
 def switch_links(
-    *, root: Path, switch_id: str, links: Mapping[str, str | None], settings: Mapping[str, str] | None = None
+    *, root: Path, switch_id: str, links: Mapping[str, str | None], settings: Mapping[str, str | None] | None = None
 ) -> dict[str, Any]:
     """Point each application's ``current`` at its new release; return what they pointed to before.
 
@@ -355,7 +355,8 @@ def switch_links(
         if release is not None and present_digest(root, application, release) is None:
             raise ReleaseRefused(f"release {release} of {application} is not uploaded to this front-end")
     for application, sha256 in settings.items():
-        if not (application_dir(root, application) / SETTINGS_DIR / f"{sha256}.json").is_file():
+        # ``None`` takes the application's settings away (Roll Back to a release that had none).
+        if sha256 is not None and not (application_dir(root, application) / SETTINGS_DIR / f"{sha256}.json").is_file():
             raise ReleaseRefused(f"the settings {sha256[:12]} of {application} are not on this front-end")
     if journal is None:
         journal = {
@@ -390,7 +391,7 @@ def switch_links(
     journal["state"] = "switched"
     _write_journal(root, switch_id, journal)
     touch_reload(root)
-    return {"before": before, "after": dict(links)}
+    return {"before": before, "after": dict(links), "settings_before": settings_before}
 
 
 def revert_links(*, root: Path, switch_id: str, before: Mapping[str, str | None] | None = None) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def switch(
     health_url: str = "",
     health_timeout_s: float = 10.0,
     releases_root: str = "",
-    settings_links: dict[str, str] | None = None,
+    settings_links: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Point each application's ``current`` at its new release (one rename(2) each), touch the reload
     file, check the health URL. On a failed health check this front-end puts its links back itself

@@ -1,6 +1,6 @@
 """Roll Back: a plan state for it (rolling back holds the target), its stage, and what each operation
-replaced (recorded by Continue) and whether it was rolled back. Settings: their values per environment
-and the step that puts them on the front-ends."""
+replaced (recorded by Continue: version and settings) and whether it was rolled back. Settings: their
+values per environment and the step that puts them on the front-ends."""
 
 import django.db.models.deletion
 from django.conf import settings
@@ -38,6 +38,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='planoperation',
+            name='previous_settings_sha',
+            field=models.CharField(blank=True, max_length=64),
+        ),
+        migrations.AddField(
+            model_name='planoperation',
             name='previous_version',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='deployments.applicationversion'),
         ),
@@ -50,6 +55,11 @@ class Migration(migrations.Migration):
             model_name='planoperation',
             name='rolled_back_at',
             field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name='planoperation',
+            name='settings_sha',
+            field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AlterField(
             model_name='deploymentplan',

@@ -193,6 +193,10 @@ class PlanOperation(models.Model):
         ApplicationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     previous_known = models.BooleanField(default=False)
+    # The digest of the settings document this operation put in place, and of the one before it
+    # ("": none): Roll Back switches the settings back with the release.
+    settings_sha = models.CharField(max_length=64, blank=True)
+    previous_settings_sha = models.CharField(max_length=64, blank=True)
     # Roll Back of this operation: asked for (its stage switches it), then done.
     rollback_requested_at = models.DateTimeField(null=True, blank=True)
     rolled_back_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,7 @@ from deployments.models import (
     DeploymentPlan,
     GeneratedSql,
     OperationKind,
+    PlanOperation,
     RunningVersion,
     Stage,
     StepKind,
@@ -52,7 +53,7 @@ def pass_point_of_no_return(plan: DeploymentPlan) -> None:
     append_log(plan, "info", "Point of no return: changing the target now; Abort is no longer possible.")
 
 
-def record_previous_versions(target, operations) -> None:
+def record_previous_versions(target, operations, settings_links: dict[str, str]) -> None:
     """Write on each operation the version that runs in ``target`` before it switches (once)."""
     running = {
         rv.application_id: rv.version_id
@@ -60,12 +61,30 @@ def record_previous_versions(target, operations) -> None:
             environment=target, application_id__in=[op.application_id for op in operations]
         )
     }
+    plans_before = {
+        rv.application_id: rv.plan_id
+        for rv in RunningVersion.objects.filter(
+            environment=target, application_id__in=[op.application_id for op in operations]
+        )
+    }
+    # The settings that ran before: those the operation that put the running version in place left.
+    settings_before = {}
+    for earlier in PlanOperation.objects.filter(
+        plan_id__in=[p for p in plans_before.values() if p], application_id__in=plans_before
+    ):
+        if plans_before.get(earlier.application_id) == earlier.plan_id:
+            rolled_back = earlier.rolled_back_at is not None
+            settings_before[earlier.application_id] = (
+                earlier.previous_settings_sha if rolled_back else earlier.settings_sha
+            )
     for op in operations:
         if op.previous_known:
             continue
         op.previous_version_id = running.get(op.application_id)
+        op.previous_settings_sha = settings_before.get(op.application_id, "")
+        op.settings_sha = settings_links.get(op.application.name, "")
         op.previous_known = True
-        op.save(update_fields=["previous_version", "previous_known"])
+        op.save(update_fields=["previous_version", "previous_known", "previous_settings_sha", "settings_sha"])
 
 
 def run_continue(stage: Stage) -> None:
@@ -151,7 +170,7 @@ def run_continue(stage: Stage) -> None:
     with transaction.atomic():
         # What each operation replaced, for Roll Back; in the same transaction as the running
         # versions, so that a resumed Continue never records its own versions as the previous ones.
-        record_previous_versions(target, [*deploys, *undeploys])
+        record_previous_versions(target, [*deploys, *undeploys], settings_links)
         for op in deploys:
             RunningVersion.objects.update_or_create(
                 environment=target,

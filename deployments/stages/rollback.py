@@ -291,8 +291,15 @@ def run_rollback(stage: Stage) -> None:
         f"Roll Back started (attempt {stage.attempt}): " + "; ".join(b.label() for b in backs) + ". No SQL runs.",
     )
     try:
+        # The settings go back with the release (none: the link goes away), when this plan changed them.
+        settings_back = {
+            b.name: (b.operation.previous_settings_sha or None)
+            for b in backs
+            if b.operation.settings_sha or b.operation.previous_settings_sha
+        }
         result = switch_frontends(
             frontends=frontends,
+            settings_links=settings_back,
             releases={b.name: b.release for b in backs},
             log=log,
             switch_id=engine.switch_id_for(stage),

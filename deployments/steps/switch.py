@@ -70,7 +70,7 @@ def switch_frontends(
     switch_id: str | None = None,
     timeout_s: float = SWITCH_TIMEOUT_S,
     health_timeout_s: float = HEALTH_TIMEOUT_S,
-    settings_links: Mapping[str, str] | None = None,
+    settings_links: Mapping[str, str | None] | None = None,
 ) -> SwitchResult:
     """Switch every enabled front-end in ``frontends`` to ``releases``; all or nothing.
 

@@ -84,6 +84,11 @@ def test_a_setting_changed_is_what_the_application_answers_after_continue_and_no
     engine.wait(again, PlanState.FINISHED_SUCCESSFUL, PlanState.FINISHED_WITH_WARNINGS)
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0 greeting=Bonjour key=set"] * 2
 
+    # Rolling that plan back puts the settings that ran before it back, with the release.
+    plans.rollback_plan(actor=Actor.person(engine.release), plan=again)
+    engine.wait(again, PlanState.ROLLED_BACK)
+    assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0 greeting=Hello key=set"] * 2
+
     # The secret is on each front-end in the settings document only, never in a log or a page.
     for fe in engine.frontends["Test"]:
         holding = [
