@@ -174,6 +174,8 @@ def test_one_application_rolls_back_from_the_running_versions_of_its_environment
     client.post(reverse("deployments:plan_rollback", args=[plan.key]))
     engine.wait(plan, P.ROLLED_BACK)
     assert engine.answers("Test", "/hr_core") == ["hr_core 1.0.0", "hr_core 1.0.0"]
+    page = client.get(reverse("deployments:plan", args=[plan.key])).content.decode()
+    assert "Rolled back" in page and "Timeline of Roll Back" in page
     # The earlier Roll Back of leave_portal stays done.
     assert [a.startswith("HTTP 404") for a in engine.answers("Test", "/leave_portal")] == [True, True]
     assert engine.running("Test") == {"hr_core": "1.0.0"}
