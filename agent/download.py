@@ -79,3 +79,28 @@ def _first_line(error: urllib.error.HTTPError) -> str:
         return error.read(500).decode("utf-8", "replace").strip().splitlines()[0][:300]
     except (OSError, ValueError, IndexError):
         return ""
+
+
+def fetch_settings(
+    *, console_url: str, token: str, path: str, signature: str, sha256: str, max_bytes: int, timeout_s: float
+) -> bytes:
+    """The settings document at ``path`` on the console, signed for by this front-end's key
+    (``signature``); its digest must be ``sha256``. Never written anywhere but where the caller says."""
+    url = f"{console_url.rstrip('/')}{path}"
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}", "X-Lifetime-Agent-Signature": signature}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            data = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        said = _first_line(exc) or exc.reason
+        raise DownloadFailed(f"the console answered HTTP {exc.code} for the settings ({said})") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise DownloadFailed(f"cannot reach the console at {console_url}: {getattr(exc, 'reason', exc)}") from None
+    if len(data) > max_bytes:
+        raise DownloadFailed(f"the settings are larger than {max_bytes} bytes")
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DownloadFailed(f"settings digest mismatch: expected {sha256[:12]}, got {got[:12]}")
+    return data

@@ -33,6 +33,9 @@ from typing import Any, BinaryIO
 MANIFEST = "lifetime-release.json"
 DIGEST_MARK = ".lifetime-sha256"
 CURRENT = "current"
+# The settings the current release reads: a link beside ``current`` to ``.settings/<sha256>.json``.
+CURRENT_SETTINGS = "current-settings"
+SETTINGS_DIR = ".settings"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,127}$")
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
@@ -250,6 +253,64 @@ def point_current(root: Path, application: str, release: str | None) -> None:
     fsync_dir(app_dir)
 
 
+def install_settings(root: Path, application: str, sha256: str, data: bytes) -> str:
+    """Write a settings document beside the releases of ``application`` (readable by this host's
+    user only), named by its digest; nothing that runs reads it until a switch points at it."""
+    if not DIGEST_RE.match(sha256) or hashlib.sha256(data).hexdigest() != sha256:
+        raise ReleaseRefused("the settings document does not match its digest")
+    folder = application_dir(root, application) / SETTINGS_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = folder / f"{sha256}.json"
+    if not target.exists():
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        fsync_dir(folder)
+    return target.name
+
+
+def current_settings(root: Path, application: str) -> str | None:
+    try:
+        return os.readlink(application_dir(root, application) / CURRENT_SETTINGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def point_settings(root: Path, application: str, sha256: str | None) -> None:
+    """Point ``current-settings`` at ``.settings/<sha256>.json`` with one rename(2); None removes it."""
+    app_dir = application_dir(root, application)
+    link = app_dir / CURRENT_SETTINGS
+    if sha256 is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        fsync_dir(app_dir)
+        return
+    target = f"{SETTINGS_DIR}/{sha256}.json"
+    if not DIGEST_RE.match(sha256) or not (app_dir / target).is_file():
+        raise ReleaseRefused(f"the settings {sha256[:12]} of {application} are not on this front-end")
+    temp = app_dir / f"{CURRENT_SETTINGS}.tmp-{secrets.token_hex(6)}"
+    os.symlink(target, temp)
+    try:
+        os.replace(temp, link)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    fsync_dir(app_dir)
+
+
+def _settings_sha(link: str | None) -> str | None:
+    return None if link is None else Path(link).stem
+
+
 def touch_reload(root: Path) -> None:
     reload_file = Path(root) / ".reload"
     reload_file.touch()
@@ -275,7 +336,9 @@ def read_journal(root: Path, switch_id: str) -> dict[str, Any] | None:
         return None
 
 
-def switch_links(*, root: Path, switch_id: str, links: Mapping[str, str | None]) -> dict[str, Any]:
+def switch_links(
+    *, root: Path, switch_id: str, links: Mapping[str, str | None], settings: Mapping[str, str | None] | None = None
+) -> dict[str, Any]:
     """Point each application's ``current`` at its new release; return what they pointed to before.
 
     Every release is checked present before the first link moves. The journal is written before
@@ -286,34 +349,49 @@ def switch_links(*, root: Path, switch_id: str, links: Mapping[str, str | None])
     journal = read_journal(root, switch_id)
     if journal is not None and journal.get("state") == "reverted":
         raise ReleaseRefused(f"switch {switch_id} was already reverted on this front-end")
+    settings = dict(settings or {})
     for application, release in links.items():
         # ``None`` undeploys: the application's link goes away.
         if release is not None and present_digest(root, application, release) is None:
             raise ReleaseRefused(f"release {release} of {application} is not uploaded to this front-end")
+    for application, sha256 in settings.items():
+        # ``None`` takes the application's settings away (Roll Back to a release that had none).
+        if sha256 is not None and not (application_dir(root, application) / SETTINGS_DIR / f"{sha256}.json").is_file():
+            raise ReleaseRefused(f"the settings {sha256[:12]} of {application} are not on this front-end")
     if journal is None:
         journal = {
             "state": "switching",
             "before": {app: current_release(root, app) for app in links},
             "after": dict(links),
+            "settings_before": {app: _settings_sha(current_settings(root, app)) for app in settings},
+            "settings_after": settings,
             "at": time.time(),
         }
         _write_journal(root, switch_id, journal)
     before: dict[str, str | None] = journal["before"]
+    settings_before: dict[str, str | None] = journal.get("settings_before") or {}
     done: list[str] = []
+    done_settings: list[str] = []
     try:
+        # The settings first: the new release starts with them.
+        for application, sha256 in settings.items():
+            point_settings(root, application, sha256)
+            done_settings.append(application)
         for application, release in links.items():
             point_current(root, application, release)
             done.append(application)
     except BaseException:
         for application in done:
             point_current(root, application, before.get(application))
+        for application in done_settings:
+            point_settings(root, application, settings_before.get(application))
         journal["state"] = "reverted"
         _write_journal(root, switch_id, journal)
         raise
     journal["state"] = "switched"
     _write_journal(root, switch_id, journal)
     touch_reload(root)
-    return {"before": before, "after": dict(links)}
+    return {"before": before, "after": dict(links), "settings_before": settings_before}
 
 
 def revert_links(*, root: Path, switch_id: str, before: Mapping[str, str | None] | None = None) -> dict[str, Any]:
@@ -331,6 +409,8 @@ def revert_links(*, root: Path, switch_id: str, before: Mapping[str, str | None]
     for application, release in journal["before"].items():
         point_current(root, application, release)
         restored[application] = release
+    for application, sha256 in (journal.get("settings_before") or {}).items():
+        point_settings(root, application, sha256)
     journal["state"] = "reverted"
     _write_journal(root, switch_id, journal)
     touch_reload(root)

@@ -142,3 +142,35 @@ def verify(
     if args:
         raise SignatureRefused("agent tasks take keyword arguments only")
     return expires_at
+
+
+# --- requests from the agent to the console -------------------------------------------------------
+
+REQUEST_HEADER = "X-Lifetime-Agent-Signature"
+REQUEST_VALIDITY_S = 60
+
+
+def _request_message(*, path: str, expires_at: int) -> bytes:
+    body = {"v": VERSION, "path": path, "exp": int(expires_at)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign_request(*, key: str, path: str, now: float) -> str:
+    """The header an agent sends with a request for something only its front-end may read (its
+    environment's settings; the path names the front-end): ``<expiry>:<HMAC of path and expiry>``."""
+    expires_at = int(now) + REQUEST_VALIDITY_S
+    return f"{expires_at}:{_mac(key, _request_message(path=path, expires_at=expires_at))}"
+
+
+def verify_request(*, key: str, header: str, path: str, now: float) -> None:
+    """SignatureRefused unless ``header`` signs ``path`` with ``key`` and has not expired."""
+    try:
+        raw_exp, sig = header.split(":", 1)
+        expires_at = int(raw_exp)
+    except ValueError:
+        raise SignatureRefused("the request is not signed by a front-end's agent") from None
+    expected = _mac(key, _request_message(path=path, expires_at=expires_at))
+    if not hmac.compare_digest(expected, sig):
+        raise SignatureRefused("the request's signature does not match the front-end's key")
+    if now > expires_at or expires_at > now + REQUEST_VALIDITY_S + MIN_VALIDITY_S:
+        raise SignatureRefused("the request's signature expired")

@@ -22,9 +22,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent import guard, releases
+from agent import guard, releases, signing
 from agent.celery import app, settings
 from agent.download import DownloadFailed, fetch_artifact
+from agent.download import fetch_settings as fetch_settings_document
 
 logger = logging.getLogger("agent")
 
@@ -135,6 +136,7 @@ def switch(
     health_url: str = "",
     health_timeout_s: float = 10.0,
     releases_root: str = "",
+    settings_links: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Point each application's ``current`` at its new release (one rename(2) each), touch the reload
     file, check the health URL. On a failed health check this front-end puts its links back itself
@@ -143,7 +145,7 @@ def switch(
     root = settings.releases_root
     try:
         with releases.front_end_lock(root):
-            moved = releases.switch_links(root=root, switch_id=switch_id, links=links)
+            moved = releases.switch_links(root=root, switch_id=switch_id, links=links, settings=settings_links)
     except releases.ReleaseRefused as exc:
         return _failure(exc.message)
     except OSError as exc:
@@ -174,6 +176,50 @@ def revert(*, switch_id: str, before: dict[str, str | None] | None = None, relea
     except OSError as exc:
         return _failure(_os_sentence(exc, "putting the current links back"))
     return {"ok": True, **restored, "seconds": time.monotonic() - started}
+
+
+@app.task(name="agent.settings")
+def fetch_settings(*, application: str, path: str, sha256: str, releases_root: str = "") -> dict[str, Any]:
+    """Fetch an application's settings for this front-end's environment from the console (the
+    request signed with this front-end's key: secrets never travel in a message) and keep them
+    beside its releases, named by their digest. Nothing that runs changes: the switch points at them."""
+    root = settings.releases_root
+    try:
+        releases.check_name("application", application)
+        signature = signing.sign_request(key=settings.key, path=path, now=time.time())
+        data = fetch_settings_document(
+            console_url=settings.console_url,
+            token=settings.token,
+            path=path,
+            signature=signature,
+            sha256=sha256,
+            max_bytes=1024 * 1024,
+            timeout_s=settings.download_timeout_s,
+        )
+        with releases.front_end_lock(root):
+            releases.install_settings(root, application, sha256, data)
+    except DownloadFailed as exc:
+        return _failure(exc.message)
+    except releases.ReleaseRefused as exc:
+        return _failure(exc.message)
+    except OSError as exc:
+        return _failure(_os_sentence(exc, f"storing the settings of {application}"))
+    return {"ok": True, "application": application, "sha256": sha256}
+
+
+@app.task(name="agent.holds")
+def holds(*, links: dict[str, str], releases_root: str = "") -> dict[str, Any]:
+    """Which of these releases (``{application: release}``) are not installed here: asked before a
+    Roll Back, whose switch needs each of them on every front-end."""
+    root = settings.releases_root
+    missing: dict[str, str] = {}
+    try:
+        for application, release in links.items():
+            if releases.present_digest(root, application, release) is None:
+                missing[application] = release
+    except releases.ReleaseRefused as exc:
+        return _failure(exc.message)
+    return {"ok": True, "missing": missing}
 
 
 @app.task(name="agent.report")

@@ -6,6 +6,9 @@
 Every request resolves ``releases/<app>/current`` again (one readlink), so a switch is picked up
 without a restart; the application object of each resolved release folder is loaded once and kept,
 so a request that started on a release finishes on it even if the link moves meanwhile.
+Each request to an application carries its settings for this environment in
+``environ["lifetime.settings"]`` (a dict, empty when none): read from ``releases/<app>/current-settings``,
+the document the console's deployment put there beside the release and switched with it.
 Also serves ``/_health`` (200 when every current release loads) and ``/_lifetime/releases`` (JSON).
 What runs and what fails (versions, digests, folders, errors) is told only to the agent (its
 ``Authorization: Bearer <AGENT_TOKEN>``) and to this host (loopback): anyone else gets the health
@@ -30,6 +33,7 @@ from typing import Any
 
 MANIFEST = "lifetime-release.json"
 CURRENT = "current"
+CURRENT_SETTINGS = "current-settings"
 # Old releases stay loaded for requests still running on them, and for a quick revert.
 RELEASES_KEPT_PER_APPLICATION = 3
 
@@ -54,6 +58,8 @@ class FrontEndServer:
         self.status_token = status_token
         self._loaded: dict[str, OrderedDict[str, LoadedRelease]] = {}
         self._lock = threading.Lock()
+        # Settings documents by file (named by their digest: a file never changes once written).
+        self._settings: dict[str, dict[str, Any]] = {}
 
     # --- what runs ------------------------------------------------------------------------
 
@@ -74,6 +80,23 @@ class FrontEndServer:
                 continue
             found[entry.name] = Path(entry.path) / target
         return found
+
+    def settings_of(self, application: str) -> dict[str, Any]:
+        """The settings the current deployment gave ``application`` here ({} when none)."""
+        app_dir = self.root / "releases" / application
+        try:
+            target = os.readlink(app_dir / CURRENT_SETTINGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        key = str(app_dir / target)
+        cached = self._settings.get(key)
+        if cached is None:
+            try:
+                cached = dict(json.loads((app_dir / target).read_text()).get("settings") or {})
+            except (OSError, ValueError):
+                return {}
+            self._settings[key] = cached
+        return dict(cached)
 
     def release(self, application: str, folder: Path) -> LoadedRelease:
         key = str(folder)
@@ -134,7 +157,7 @@ class FrontEndServer:
             if path == "/_lifetime/releases":
                 return _json(start_response, "200 OK", self.describe())
             return _text(start_response, "404 Not Found", f"No status at {path}\n")
-        best: tuple[LoadedRelease, str] | None = None
+        best: tuple[LoadedRelease, str, str] | None = None
         for application, folder in self.current_folders().items():
             try:
                 loaded = self.release(application, folder)
@@ -144,14 +167,15 @@ class FrontEndServer:
             if (path == prefix or path.startswith(prefix + "/") or prefix == "") and (
                 best is None or len(prefix) > len(best[1])
             ):
-                best = (loaded, prefix)
+                best = (loaded, prefix, application)
         if best is None:
             return _text(start_response, "404 Not Found", f"No application answers {path}\n")
-        loaded, prefix = best
+        loaded, prefix, application = best
         environ = dict(environ)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + prefix
         environ["PATH_INFO"] = path[len(prefix) :] or "/"
         environ["lifetime.release"] = loaded.folder.name
+        environ["lifetime.settings"] = self.settings_of(application)
         return loaded.wsgi(environ, start_response)
 
     def may_see_status(self, environ: dict[str, Any]) -> bool:

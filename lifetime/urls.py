@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from core import reauth
 from deployments.artifacts.views import artifact_download
 from deployments.plans import views as deployment_views
+from deployments.plans.agent_views import agent_settings
 from deployments.status import metrics
 from environments import audit_views
 from lifetime import health
@@ -33,6 +34,11 @@ urlpatterns = [
     path("environments/<uuid:key>/mobile/", include("deployments.mobile.urls")),
     path("environments/<uuid:key>/notifications/", include("deployments.notifications.urls")),
     path("artifacts/<str:sha256>", artifact_download, name="artifact_download"),
+    path(
+        "agents/settings/<uuid:frontend_key>/<uuid:plan_key>/<str:application>",
+        agent_settings,
+        name="agent_settings",
+    ),
     path("lifetimeapi/rest/v2/", include("deployments.api.urls")),
     path("applications/", include("deployments.catalog.urls")),
     path("", include("deployments.urls")),

@@ -313,6 +313,16 @@ SCHEMAS: dict[str, Any] = {
         },
         required=[],
     ),
+    "RollbackRequest": obj(
+        {
+            "ApplicationKeys": {
+                "type": "array",
+                "items": KEY,
+                "description": "Roll back only these applications of the plan (all of them when absent).",
+            }
+        },
+        required=[],
+    ),
 }
 
 REASONS = {
@@ -544,6 +554,19 @@ PATHS: dict[str, Any] = {
             "Deployments_Abort",
             "Abort, until Continue executes its first SQL statement.",
             responses({202: None}, 400, 403, 404),
+        ),
+    },
+    "/deployments/{DeploymentKey}/rollback/": {
+        "parameters": [PLAN],
+        "post": operation(
+            "Deployments_Rollback",
+            "Beyond LifeTime: switch every front-end of the target back to the releases that ran before this finished "
+            "plan (all of its applications, or those listed), all or nothing; no SQL runs. 202 once the Roll Back is "
+            "queued (the plan is running, then rolled_back); 400 with the reasons when it cannot be done (a release "
+            "gone from a front-end, a later plan changed those applications, a script not backward compatible); "
+            "409 if a Roll Back runs already.",
+            responses({202: None}, 400, 403, 404, 409),
+            requestBody={"required": False, "content": {JSON: {"schema": ref("RollbackRequest")}}},
         ),
     },
     "/deployments/{DeploymentKey}/status/": {

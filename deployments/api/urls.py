@@ -44,5 +44,6 @@ urlpatterns = [
     re_path(rf"^deployments/(?P<plan_key>{KEY})/approve/?$", views.deployment_approve, name="deployment_approve"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/reject/?$", views.deployment_reject, name="deployment_reject"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/abort/?$", views.deployment_abort, name="deployment_abort"),
+    re_path(rf"^deployments/(?P<plan_key>{KEY})/rollback/?$", views.deployment_rollback, name="deployment_rollback"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/status/?$", views.deployment_status, name="deployment_status"),
 ]

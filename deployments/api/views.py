@@ -553,6 +553,22 @@ def deployment_abort(request: HttpRequest, plan_key: str) -> HttpResponse:
     return accepted()
 
 
+@endpoint("POST", conflict_is_409=True)
+def deployment_rollback(request: HttpRequest, plan_key: str) -> HttpResponse:
+    """Beyond LifeTime: switch the target back to what ran before a finished plan (an optional
+    {"ApplicationKeys": [...]} rolls back only those of its applications)."""
+    plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+    applications = None
+    if request.body:
+        keys = json_body(request).get("ApplicationKeys")
+        if keys is not None:
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                raise ApiError(400, "ApplicationKeys must be a list of application keys.")
+            applications = [application_or_404(k).name for k in keys]
+    plans.rollback_plan(actor=Actor.of_request(request), plan=plan, applications=applications)
+    return accepted()
+
+
 @endpoint("GET")
 def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
     plan = plan_or_404(request, plan_key)

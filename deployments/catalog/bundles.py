@@ -158,6 +158,28 @@ class Script:
     name: str  # path inside the bundle, e.g. sql/010_seed.sql
     sha256: str
     sql: str
+    # False when the code of the version before cannot run once this script ran (it renames or
+    # drops something): Roll Back of a plan that ran it is refused. Said in the manifest.
+    backward_compatible: bool = True
+
+
+SETTING_TYPES = ("string", "integer", "boolean")
+SETTING_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A setting the application reads at run time, valued per environment (``[settings.<name>]``)."""
+
+    name: str
+    type: str  # string, integer or boolean
+    default: str | int | bool | None = None  # None: required (a value must be set per environment)
+    secret: bool = False  # write-only and encrypted in the console; never shown, logged or sent in clear
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +194,7 @@ class Manifest:
     data_model: DataModel
     scripts: tuple[Script, ...]
     native: dict[str, Any] | None
+    settings: tuple[Setting, ...] = ()
 
     @property
     def native_hash(self) -> str:
@@ -193,6 +216,7 @@ class Manifest:
             "data_model": dataclasses.asdict(self.data_model),
             "scripts": [dataclasses.asdict(s) for s in self.scripts],
             "native": self.native,
+            "settings": [dataclasses.asdict(s) for s in self.settings],
         }
 
 
@@ -218,6 +242,7 @@ def manifest_from_json(data: dict[str, Any]) -> Manifest:
         data_model=DataModel(schema=model["schema"], tables=tables),
         scripts=tuple(Script(**s) for s in data.get("scripts") or ()),
         native=data.get("native"),
+        settings=tuple(Setting(**s) for s in data.get("settings") or ()),
     )
 
 
@@ -395,8 +420,9 @@ def _manifest(doc: dict[str, Any], files: dict[str, bytes]) -> Manifest:
         raise BundleRefused(f"The WSGI entry point {wsgi!r} names a module that is not in src/.")
     dependencies = _dependencies(doc.get("dependencies", {}), name)
     data_model = _data_model(doc.get("data", {}), name)
-    scripts = _scripts(files)
+    scripts = _script_flags(doc.get("scripts", {}), _scripts(files))
     native = _native(doc.get("native"), kind)
+    settings = _settings(doc.get("settings", {}))
     return Manifest(
         name=name,
         version=version_text,
@@ -408,6 +434,7 @@ def _manifest(doc: dict[str, Any], files: dict[str, bytes]) -> Manifest:
         data_model=data_model,
         scripts=scripts,
         native=native,
+        settings=settings,
     )
 
 
@@ -540,6 +567,79 @@ def _scripts(files: dict[str, bytes]) -> tuple[Script, ...]:
             raise BundleRefused(f"{path!r} is not UTF-8 text.") from None
         scripts.append(Script(name=path, sha256=hashlib.sha256(raw).hexdigest(), sql=text))
     return tuple(scripts)
+
+
+def _script_flags(raw: Any, scripts: tuple[Script, ...]) -> tuple[Script, ...]:
+    """``[scripts."sql/020_rename.sql"] backward_compatible = false`` in the manifest."""
+    if not isinstance(raw, dict):
+        raise BundleRefused('[scripts] must be a table of script paths, e.g. [scripts."sql/020_rename.sql"].')
+    names = {s.name for s in scripts}
+    flags: dict[str, bool] = {}
+    for name, entry in raw.items():
+        if name not in names:
+            raise BundleRefused(f"[scripts.{name!r}]: the bundle has no such script (sql/<name>.sql).")
+        if not isinstance(entry, dict) or set(entry) - {"backward_compatible"}:
+            raise BundleRefused(f"[scripts.{name!r}] may only say backward_compatible = true or false.")
+        value = entry.get("backward_compatible", True)
+        if not isinstance(value, bool):
+            raise BundleRefused(f"[scripts.{name!r}] backward_compatible must be true or false.")
+        flags[name] = value
+    return tuple(dataclasses.replace(s, backward_compatible=flags.get(s.name, True)) for s in scripts)
+
+
+def _settings(raw: Any) -> tuple[Setting, ...]:
+    """``[settings.<name>]`` tables: type, default (none: required), secret, description."""
+    if not isinstance(raw, dict):
+        raise BundleRefused("[settings] must be a table of settings, e.g. [settings.greeting].")
+    found = []
+    for name, entry in sorted(raw.items()):
+        where = f"[settings.{name}]"
+        if not SETTING_NAME_RE.match(name):
+            raise BundleRefused(f"{where}: a setting's name is lower case letters, digits and _ (at most 63).")
+        if not isinstance(entry, dict) or set(entry) - {"type", "default", "secret", "description"}:
+            raise BundleRefused(f"{where} may say type, default, secret and description.")
+        kind = entry.get("type", "string")
+        if kind not in SETTING_TYPES:
+            raise BundleRefused(f"{where}: type {kind!r} is not one of {', '.join(SETTING_TYPES)}.")
+        secret = entry.get("secret", False)
+        if not isinstance(secret, bool):
+            raise BundleRefused(f"{where}: secret must be true or false.")
+        default = entry.get("default")
+        if default is not None:
+            if secret:
+                raise BundleRefused(f"{where}: a secret has no default in the bundle; set it per environment.")
+            if not setting_value_fits(kind, default):
+                raise BundleRefused(f"{where}: the default {default!r} is not a {kind}.")
+        description = entry.get("description", "")
+        if not isinstance(description, str):
+            raise BundleRefused(f"{where}: description must be text.")
+        found.append(Setting(name=name, type=kind, default=default, secret=secret, description=description))
+    return tuple(found)
+
+
+def setting_value_fits(kind: str, value: Any) -> bool:
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def parse_setting_value(kind: str, raw: str) -> str | int | bool:
+    """A value typed in a form, as the setting's type; ValueError with a sentence when it is not one."""
+    text = raw.strip()
+    if kind == "boolean":
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError("must be true or false")
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    return raw
 
 
 def _native(raw: Any, kind: str) -> dict[str, Any] | None:

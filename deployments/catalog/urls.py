@@ -9,4 +9,5 @@ urlpatterns = [
     path("upload/", catalog_views.upload, name="upload"),
     path("<uuid:key>/", catalog_views.application_detail, name="application"),
     path("versions/<uuid:key>/", catalog_views.version_detail, name="version"),
+    path("settings/<uuid:env_key>/", catalog_views.environment_settings, name="environment_settings"),
 ]

@@ -12,16 +12,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
 
 from core.actors import Actor
+from core.refusals import Refusal
 from core.request_limits import accepts_upload
 from deployments.catalog import services as catalog
+from deployments.catalog import settings as app_settings
 from deployments.catalog.bundles import MAX_ARCHIVE_BYTES, BundleRefused, manifest_from_json
-from deployments.models import Application, ApplicationVersion
+from deployments.models import Application, ApplicationVersion, RunningVersion
 from deployments.statements import scripts as script_analysis
 from deployments.statements.parse import COST_LABELS, FLAG_LABELS, blocks
 from environments import access
-from environments.models import AccessLevel
+from environments.models import AccessLevel, Environment
 
 
 class BundleUploadForm(forms.Form):
@@ -129,3 +132,54 @@ def upload(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{version.application.name} {version.version} registered.")
             return redirect("catalog:version", key=version.key)
     return render(request, "catalog/upload.html", {"form": form})
+
+
+# --- settings per environment -----------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def environment_settings(request: HttpRequest, env_key) -> HttpResponse:
+    """The settings of every application that declares some, as they are in one environment.
+    Anyone with the view right sees them (a secret only as set or not); the manage right changes them."""
+    environment = get_object_or_404(Environment, key=env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    can_manage = access.can(request.user, environment, AccessLevel.MANAGE)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("The manage right on this environment is needed to change its settings.")
+        application = get_object_or_404(Application, key=request.POST.get("application"))
+        name = request.POST.get("name", "")
+        secret_unchanged = request.POST.get("secret") == "1" and request.POST.get("value", "") == ""
+        if not secret_unchanged or request.POST.get("clear") == "1":
+            raw = "" if request.POST.get("clear") == "1" else request.POST.get("value", "")
+            try:
+                app_settings.set_value(
+                    actor=Actor.person(request.user),
+                    environment=environment,
+                    application=application,
+                    name=name,
+                    raw=raw,
+                )
+            except Refusal as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"{application.name}.{name} saved for {environment.name}.")
+        return redirect("catalog:environment_settings", env_key=environment.key)
+    applications = []
+    for application in Application.objects.order_by("name"):
+        version = app_settings.declaring_version(environment, application)
+        views = app_settings.describe(environment, version) if version is not None else []
+        if views:
+            runs = RunningVersion.objects.filter(environment=environment, application=application).exists()
+            applications.append({"application": application, "version": version, "settings": views, "runs": runs})
+    return render(
+        request,
+        "catalog/environment_settings.html",
+        {
+            "environment": environment,
+            "applications": applications,
+            "can_manage": can_manage,
+            "can_deploy": access.can(request.user, environment, AccessLevel.DEPLOY),
+        },
+    )

@@ -11,6 +11,7 @@ from deployments.models.notifications import (
     NotificationRule,
 )
 from deployments.models.plans import DeploymentPlan, GeneratedSql, OperationKind, PlanOperation, Transition
+from deployments.models.settings import SettingValue
 from deployments.models.sql import PreparedIndex, SqlTiming
 from deployments.models.stages import LogLevel, LogLine, Stage, StageKind, Step, StepKind
 from deployments.state.machine import PlanState, StageState, StepState
@@ -37,6 +38,7 @@ __all__ = [
     "PlanState",
     "PreparedIndex",
     "RunningVersion",
+    "SettingValue",
     "SqlTiming",
     "Stage",
     "StageKind",

@@ -142,6 +142,18 @@ class DeploymentPlan(models.Model):
         return machine.past_point_of_no_return(self.state)
 
     @property
+    def may_roll_back(self) -> bool:
+        return machine.may_roll_back(self.state)
+
+    @property
+    def is_rolling_back(self) -> bool:
+        return machine.is_rolling_back(self.state)
+
+    @property
+    def is_rolled_back(self) -> bool:
+        return machine.is_rolled_back(self.state)
+
+    @property
     def prepared_since(self) -> dt.datetime | None:
         """When Prepare finished, while the plan waits for Continue (prepared or scheduled)."""
         return self.prepared_at if machine.is_prepared(self.state) else None
@@ -174,6 +186,20 @@ class PlanOperation(models.Model):
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
     version = models.ForeignKey(ApplicationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=OperationKind.choices, default=OperationKind.DEPLOY)
+    # What ran in the target before this operation switched (written by Continue with the running
+    # versions): what Roll Back switches back to. ``previous_known`` tells "nothing ran before"
+    # (previous_version None) from "not switched, or switched before this was recorded".
+    previous_version = models.ForeignKey(
+        ApplicationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    previous_known = models.BooleanField(default=False)
+    # The digest of the settings document this operation put in place, and of the one before it
+    # ("": none): Roll Back switches the settings back with the release.
+    settings_sha = models.CharField(max_length=64, blank=True)
+    previous_settings_sha = models.CharField(max_length=64, blank=True)
+    # Roll Back of this operation: asked for (its stage switches it), then done.
+    rollback_requested_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plan", "application"], name="one_operation_per_application")]

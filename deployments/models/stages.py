@@ -13,6 +13,7 @@ from deployments.state.machine import StageState, StepState
 class StageKind(models.TextChoices):
     PREPARE = "prepare", "Prepare"
     CONTINUE = "continue", "Continue"
+    ROLLBACK = "rollback", "Roll Back"
 
 
 class Stage(models.Model):
@@ -62,6 +63,7 @@ class StepKind(models.TextChoices):
     GENERATE_SQL = "generate_sql", "Generate SQL"
     UPLOAD = "upload", "Upload"
     CHECK = "check", "Check plan is still valid"
+    SETTINGS = "settings", "Put settings in place"
     EXECUTE_SQL = "execute_sql", "Execute SQL"
     SWITCH = "switch", "Switch"
     MOBILE_PACKAGE = "mobile_package", "Mobile package"

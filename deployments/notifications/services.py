@@ -78,6 +78,10 @@ def event_for(source: str, to: str) -> str | None:
     when a Prepare finishes (not when a schedule is cancelled)."""
     if to == P.PREPARED:
         return E.PREPARED if source == P.PREPARING else None
+    if source == P.ROLLING_BACK:
+        # A Roll Back of some applications, or one that failed: the plan is finished as it was
+        # (already told); not a new deployment.
+        return None
     return _EVENTS.get(to)
 
 

@@ -1,7 +1,6 @@
 """Actions that change a production environment need a recent authentication.
 
-Deploy Now (a Prepare that runs Continue at once), Continue (also scheduled), Abort and, when it
-comes, rollback on an environment of kind Production: when the user's last password (or single
+Deploy Now (a Prepare that runs Continue at once), Continue (also scheduled), Abort and Roll Back on an environment of kind Production: when the user's last password (or single
 sign-on) is older than ``REAUTH_MAX_AGE_SECONDS``, the action is not performed; the user is sent
 to confirm who they are and comes back to the plan. A forged POST without that changes nothing.
 

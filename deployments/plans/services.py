@@ -29,7 +29,7 @@ from deployments.models import (
     StageKind,
 )
 from deployments.plans import approvals
-from deployments.stages import drift, queue
+from deployments.stages import drift, queue, rollback
 from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
 from deployments.stages.validity import check_still_valid
@@ -713,4 +713,88 @@ def _audit(actor: Actor, action: str, plan: DeploymentPlan, *, changes: dict | N
         environment_key=plan.target.key,
         changes=changes,
         message=message,
+    )
+
+
+# --- roll back ----------------------------------------------------------------------------------
+
+
+def rollback_plan(*, actor: Actor, plan: DeploymentPlan, applications: list[str] | None = None) -> DeploymentPlan:
+    """Roll Back a finished plan (or only ``applications`` of it): every front-end of its target goes
+    back to the releases that ran before it, in a stage of its own. Refused, with the reasons, when
+    that cannot be done safely."""
+    _require(actor, plan.target, AccessLevel.DEPLOY)
+    plan.refresh_from_db()
+    if not plan.may_roll_back:
+        if plan.is_rolling_back:
+            raise AlreadyRunning("The plan is already being rolled back.")
+        raise PlanRefused(f"The plan is {plan.state_label.lower()}: only a finished plan can be rolled back.")
+    operations = rollback.operations_to_roll_back(plan, applications)
+    if applications is not None and len(operations) != len(set(applications)):
+        found = {op.application.name for op in operations}
+        missing = sorted(set(applications) - found)
+        raise PlanRefused("The plan has no operation left to roll back for " + ", ".join(missing) + ".")
+    # Asking the agents takes a moment: outside the transaction that takes the target.
+    problems = rollback.refusals(plan, operations)
+    if problems:
+        raise PlanRefused("Cannot roll back: " + " ".join(problems))
+    now = timezone.now()
+    with transaction.atomic():
+        Environment.objects.select_for_update().get(pk=plan.target_id)
+        holder = moves.holder_of(plan.target_id, excluding=plan.pk)
+        if holder is not None:
+            raise TargetHeld(holder)
+        # A plan that finished there while the agents answered: the stage checks again before it switches.
+        PlanOperation.objects.filter(pk__in=[op.pk for op in operations]).update(rollback_requested_at=now)
+        names = ", ".join(op.application.name for op in operations)
+        _run_stage(
+            plan,
+            expected=machine.ROLLBACKABLE,
+            to=P.ROLLING_BACK,
+            kind=StageKind.ROLLBACK,
+            actor=actor,
+            reason=f"Roll Back ({names})",
+            audit_action="plan.rollback",
+            refused="it cannot be rolled back.",
+            fields={"finished_at": plan.finished_at},
+        )
+    return plan
+
+
+def rollback_application(*, actor: Actor, environment: Environment, application: Application) -> DeploymentPlan:
+    """Roll Back one application from the board: the plan that deployed what runs there now."""
+    _require(actor, environment, AccessLevel.DEPLOY)
+    running = RunningVersion.objects.filter(environment=environment, application=application).first()
+    plan = running.plan if running is not None else None
+    if plan is None:
+        raise PlanRefused(
+            f"No plan deployed what runs of {application.name} in {environment.name}: nothing to roll back."
+        )
+    return rollback_plan(actor=actor, plan=plan, applications=[application.name])
+
+
+# --- settings only --------------------------------------------------------------------------------
+
+
+def create_settings_plan(*, actor: Actor, environment: Environment, application: Application) -> DeploymentPlan:
+    """The small plan that applies an application's settings in ``environment`` and changes nothing
+    else: the version that runs there, deployed again (nothing to compile, no SQL, nothing to
+    upload; its settings switched on every front-end). From the environment before it in the
+    promotion path (or after it, for the first)."""
+    running = RunningVersion.objects.filter(environment=environment, application=application).select_related("version")
+    row = running.first()
+    if row is None:
+        raise PlanRefused(
+            f"{application.name} does not run in {environment.name}: deploy it with its settings instead."
+        )
+    others = Environment.objects.exclude(pk=environment.pk)
+    source = others.filter(order__lt=environment.order).order_by("-order").first() or others.order_by("order").first()
+    if source is None:
+        raise PlanRefused("A plan needs another environment as its source.")
+    return create_plan(
+        actor=actor,
+        source=source,
+        target=environment,
+        operations=[Operation(application, row.version)],
+        notes=f"Apply the settings of {application.name} in {environment.name} ({row.version.version} again).",
     )

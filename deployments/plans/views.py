@@ -273,6 +273,36 @@ def plan_abort(request: HttpRequest, key) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_authentication_on_production("Roll Back")
+def plan_rollback(request: HttpRequest, key) -> HttpResponse:
+    """Roll Back the plan, or only the application named in the form (from the running versions)."""
+    application = (request.POST.get("application") or "").strip()
+
+    def act(*, actor, plan):
+        return plans.rollback_plan(actor=actor, plan=plan, applications=[application] if application else None)
+
+    return _act(request, key, act, f"Rolling back {application or 'the plan'}.")
+
+
+@login_required
+@require_POST
+def settings_plan(request: HttpRequest, env_key, app_key) -> HttpResponse:
+    """Apply an application's settings in an environment with a plan of its own."""
+    environment = get_object_or_404(Environment, key=env_key)
+    application = get_object_or_404(Application, key=app_key)
+    try:
+        plan = plans.create_settings_plan(
+            actor=Actor.person(request.user), environment=environment, application=application
+        )
+    except Refusal as exc:
+        messages.error(request, exc.message)
+        return redirect("catalog:environment_settings", env_key=environment.key)
+    messages.success(request, f"A plan applies the settings of {application.name}: Validate, then deploy it.")
+    return redirect("deployments:plan", key=plan.key)
+
+
+@login_required
+@require_POST
 def plan_delete(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     try:

@@ -7,11 +7,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
+from deployments.catalog import settings as app_settings
 from deployments.models import (
     ApplicationKind,
     DeploymentPlan,
     GeneratedSql,
     OperationKind,
+    PlanOperation,
     RunningVersion,
     Stage,
     StepKind,
@@ -23,6 +25,7 @@ from deployments.stages.validity import PlanNoLongerValid, check_still_valid
 from deployments.state import machine, moves
 from deployments.state.machine import PlanState, StepState
 from deployments.steps import StepFailed
+from deployments.steps.settings import deliver_settings
 
 P = PlanState
 CONTINUE = Actor.system("continue")
@@ -57,6 +60,40 @@ def _fail_running(steps) -> None:
             end_step(step, StepState.FAILED)
 
 
+def record_previous_versions(target, operations, settings_links: dict[str, str]) -> None:
+    """Write on each operation the version that runs in ``target`` before it switches (once)."""
+    running = {
+        rv.application_id: rv.version_id
+        for rv in RunningVersion.objects.select_for_update().filter(
+            environment=target, application_id__in=[op.application_id for op in operations]
+        )
+    }
+    plans_before = {
+        rv.application_id: rv.plan_id
+        for rv in RunningVersion.objects.filter(
+            environment=target, application_id__in=[op.application_id for op in operations]
+        )
+    }
+    # The settings that ran before: those the operation that put the running version in place left.
+    settings_before = {}
+    for earlier in PlanOperation.objects.filter(
+        plan_id__in=[p for p in plans_before.values() if p], application_id__in=plans_before
+    ):
+        if plans_before.get(earlier.application_id) == earlier.plan_id:
+            rolled_back = earlier.rolled_back_at is not None
+            settings_before[earlier.application_id] = (
+                earlier.previous_settings_sha if rolled_back else earlier.settings_sha
+            )
+    for op in operations:
+        if op.previous_known:
+            continue
+        op.previous_version_id = running.get(op.application_id)
+        op.previous_settings_sha = settings_before.get(op.application_id, "")
+        op.settings_sha = settings_links.get(op.application.name, "")
+        op.previous_known = True
+        op.save(update_fields=["previous_version", "previous_known", "previous_settings_sha", "settings_sha"])
+
+
 def run_continue(stage: Stage) -> None:
     plan = DeploymentPlan.objects.select_related("target").get(pk=stage.plan_id)
     target = plan.target
@@ -80,6 +117,20 @@ def run_continue(stage: Stage) -> None:
             raise PlanNoLongerValid("The target changed since Prepare: " + "; ".join(problems) + ". Prepare again.")
         end_step(step)
         check_not_aborted(plan)
+
+    # --- settings, beside the new releases (nothing running reads them before the switch) ----
+    frontends = list(target.frontends.filter(enabled=True).order_by("name"))
+    settings_links: dict[str, str] = {}
+    if any(app_settings.declared(op.version) for op in deploys):
+        step = begin_step(stage, StepKind.SETTINGS, total=len(frontends))
+        try:
+            settings_links = deliver_settings(
+                plan=plan, frontends=frontends, versions=[op.version for op in deploys], log=PlanStepLog(plan, step)
+            )
+        except StepFailed:
+            end_step(step, StepState.FAILED)
+            raise
+        end_step(step, applications=sorted(settings_links))
 
     # --- SQL ---------------------------------------------------------------------------------
     generated = {g.application_id: g for g in GeneratedSql.objects.filter(plan=plan)}
@@ -111,13 +162,12 @@ def run_continue(stage: Stage) -> None:
     pass_point_of_no_return(plan)
 
     # --- switch ------------------------------------------------------------------------------
-    frontends = list(target.frontends.filter(enabled=True).order_by("name"))
     undeploys = [op for op in operations if op.kind == OperationKind.UNDEPLOY]
     if deploys or undeploys:
         steps = {fe.name: begin_step(stage, StepKind.SWITCH, fe.name, total=len(operations)) for fe in frontends}
         moves.check_attempt()
         try:
-            results = engine.switch(stage, frontends, deploys, undeploys)
+            results = engine.switch(stage, frontends, deploys, undeploys, settings_links=settings_links)
         except StepFailed:
             _fail_running(steps.values())
             raise
@@ -134,6 +184,9 @@ def run_continue(stage: Stage) -> None:
     now = timezone.now()
     with transaction.atomic():
         moves.check_attempt()
+        # What each operation replaced, for Roll Back; in the same transaction as the running
+        # versions, so that a resumed Continue never records its own versions as the previous ones.
+        record_previous_versions(target, [*deploys, *undeploys], settings_links)
         for op in deploys:
             RunningVersion.objects.update_or_create(
                 environment=target,

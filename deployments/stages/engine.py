@@ -307,6 +307,7 @@ def switch(
     frontends: Sequence[FrontEnd],
     deploys: Sequence[PlanOperation],
     undeploys: Sequence[PlanOperation],
+    settings_links: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     plan = stage.plan
     log = PlanStepLog(plan)
@@ -316,7 +317,9 @@ def switch(
         revert_switch(frontends=frontends, switch_id=switch_id_for(earlier), log=log)
     releases: dict[str, str | None] = dict(releases_for(op.version for op in deploys))
     releases.update({op.application.name: None for op in undeploys})
-    result = switch_frontends(frontends=frontends, releases=releases, log=log, switch_id=switch_id_for(stage))
+    result = switch_frontends(
+        frontends=frontends, releases=releases, log=log, switch_id=switch_id_for(stage), settings_links=settings_links
+    )
     return {
         fe.frontend: {"seconds": fe.seconds, "health_seconds": fe.health_seconds, "before": fe.before}
         for fe in result.frontends

@@ -21,6 +21,7 @@ from deployments.stages.continuation import run_continue
 from deployments.stages.lease import Lease
 from deployments.stages.log import append_log
 from deployments.stages.prepare import run_prepare
+from deployments.stages.rollback import fail_rollback, run_rollback
 from deployments.stages.stop import StageAborted
 from deployments.state import machine, moves
 from deployments.state.machine import PlanState, StageState
@@ -74,6 +75,8 @@ def _run_attempt(stage: Stage) -> str | None:
         try:
             if stage.kind == StageKind.PREPARE:
                 run_prepare(stage)
+            elif stage.kind == StageKind.ROLLBACK:
+                run_rollback(stage)
             else:
                 run_continue(stage)
         except moves.TransitionLost as exc:
@@ -128,7 +131,13 @@ def fail_plan(plan: DeploymentPlan, sentence: str, *, suspend: bool) -> None:
     can act on suspends the plan (Continue, Prepare Again, Abort); anything else finishes it with
     errors."""
     plan.refresh_from_db(fields=["state"])
-    if plan.state == P.ABORTING:
+    if machine.is_rolling_back(plan.state):
+        # Every front-end is back on the plan's releases (the switch is all or nothing).
+        try:
+            fail_rollback(plan, sentence, actor=RUNNER)
+        except moves.TransitionLost as exc:
+            logger.warning("plan %s: %s", plan.key, exc)
+    elif plan.state == P.ABORTING:
         _move(plan, expected={P.ABORTING}, to=P.ABORTED, reason=sentence, fields={"aborted_at": timezone.now()})
     elif suspend and plan.state in machine.SUSPENDABLE:
         _move(plan, expected=machine.SUSPENDABLE, to=P.SUSPENDED, reason=sentence)

@@ -34,14 +34,18 @@ class PlanState(models.TextChoices):
     FINISHED_SUCCESSFUL = "finished_successful", "Finished successful"
     FINISHED_WITH_WARNINGS = "finished_with_warnings", "Finished with warnings"
     FINISHED_WITH_ERRORS = "finished_with_errors", "Finished with errors"
+    # Roll Back of a finished plan: every front-end switches back to the releases that ran before it.
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    # The plan's applications run the versions that ran before it again (its SQL stays: it only added).
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 P = PlanState
 
 FINISHED: frozenset[str] = frozenset({P.FINISHED_SUCCESSFUL, P.FINISHED_WITH_WARNINGS, P.FINISHED_WITH_ERRORS})
-FINAL: frozenset[str] = FINISHED | {P.ABORTED}
+FINAL: frozenset[str] = FINISHED | {P.ABORTED, P.ROLLED_BACK}
 # A stage of the plan runs (or is queued): the page polls fast, the board shows the step.
-RUNNING: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.APPLYING, P.ABORTING})
+RUNNING: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.APPLYING, P.ABORTING, P.ROLLING_BACK})
 # Waiting for a person: Continue, Prepare Again, Abort, or expiry.
 WAITING: frozenset[str] = frozenset({P.PREPARED, P.SCHEDULED, P.SUSPENDED})
 # Prepared and not yet continued (scheduled or not).
@@ -65,6 +69,8 @@ FAILABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.APPLYING})
 SUSPENDABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING})
 # A Continue is moving the target's front-ends: their links are in flux, not drifted.
 SWITCHING: frozenset[str] = frozenset({P.CONTINUING, P.APPLYING})
+# Roll Back applies to a finished plan (whether its switch happened is the service's question).
+ROLLBACKABLE: frozenset[str] = FINISHED
 
 PLAN_MOVES: dict[str, frozenset[str]] = {
     P.SAVED: frozenset({P.PREPARING}),
@@ -77,9 +83,12 @@ PLAN_MOVES: dict[str, frozenset[str]] = {
     P.ABORTING: frozenset({P.ABORTED}),
     # Retry: an aborted plan is saved again, its operations kept.
     P.ABORTED: frozenset({P.SAVED}),
-    P.FINISHED_SUCCESSFUL: frozenset(),
-    P.FINISHED_WITH_WARNINGS: frozenset(),
-    P.FINISHED_WITH_ERRORS: frozenset(),
+    P.FINISHED_SUCCESSFUL: frozenset({P.ROLLING_BACK}),
+    P.FINISHED_WITH_WARNINGS: frozenset({P.ROLLING_BACK}),
+    P.FINISHED_WITH_ERRORS: frozenset({P.ROLLING_BACK}),
+    # A failed Roll Back put every front-end back on the plan's releases: the plan is finished as before.
+    P.ROLLING_BACK: FINISHED | {P.ROLLED_BACK},
+    P.ROLLED_BACK: frozenset(),
 }
 
 
@@ -146,6 +155,18 @@ def past_point_of_no_return(state: str) -> bool:
     return state == P.APPLYING
 
 
+def may_roll_back(state: str) -> bool:
+    return state in ROLLBACKABLE
+
+
+def is_rolling_back(state: str) -> bool:
+    return state == P.ROLLING_BACK
+
+
+def is_rolled_back(state: str) -> bool:
+    return state == P.ROLLED_BACK
+
+
 def label(state: str) -> str:
     try:
         return P(state).label
@@ -167,6 +188,8 @@ _TAGS: dict[str, tuple[str, str]] = {
     P.FINISHED_SUCCESSFUL: ("Finished successful", "successful"),
     P.FINISHED_WITH_WARNINGS: ("Finished with warnings", "warnings"),
     P.FINISHED_WITH_ERRORS: ("Finished with errors", "errors"),
+    P.ROLLING_BACK: ("Rolling back", "running"),
+    P.ROLLED_BACK: ("Rolled back", "aborted"),
 }
 
 
@@ -185,6 +208,7 @@ FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "finished_successful": ("Finished successful", frozenset({P.FINISHED_SUCCESSFUL})),
     "finished_with_warnings": ("Finished with warnings", frozenset({P.FINISHED_WITH_WARNINGS})),
     "finished_with_errors": ("Finished with errors", frozenset({P.FINISHED_WITH_ERRORS})),
+    "rolled_back": ("Rolled back", frozenset({P.ROLLING_BACK, P.ROLLED_BACK})),
 }
 
 
@@ -202,6 +226,8 @@ class ApiStatus(models.TextChoices):
     FINISHED_SUCCESSFUL = "finished_successful", "Finished successful"
     FINISHED_WITH_WARNINGS = "finished_with_warnings", "Finished with warnings"
     FINISHED_WITH_ERRORS = "finished_with_errors", "Finished with errors"
+    # Beyond LifeTime: the plan was rolled back (its applications run what ran before it).
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 class ApiInfo(models.TextChoices):
@@ -224,6 +250,8 @@ _API: dict[str, tuple[str, str]] = {
     P.FINISHED_SUCCESSFUL: (ApiStatus.FINISHED_SUCCESSFUL, ""),
     P.FINISHED_WITH_WARNINGS: (ApiStatus.FINISHED_WITH_WARNINGS, ""),
     P.FINISHED_WITH_ERRORS: (ApiStatus.FINISHED_WITH_ERRORS, ""),
+    P.ROLLING_BACK: (ApiStatus.RUNNING, ""),
+    P.ROLLED_BACK: (ApiStatus.ROLLED_BACK, ""),
 }
 
 

@@ -43,17 +43,26 @@ STAGE_PLAN: dict[str, list[tuple[str, str]]] = {
     ],
     StageKind.CONTINUE: [
         (K.CHECK, ""),
+        (K.SETTINGS, ""),
         (K.EXECUTE_SQL, "statements"),
         (K.SWITCH, "front-ends"),
         (K.MOBILE_PACKAGE, "packages"),
     ],
+    # Shown only once a Roll Back was asked for.
+    StageKind.ROLLBACK: [
+        (K.CHECK, ""),
+        (K.SWITCH, "front-ends"),
+    ],
 }
+# Groups shown only when their steps exist (nothing of the kind to do otherwise).
+ONLY_WHEN_DONE = {K.SETTINGS}
 GROUP_LABELS = {
     K.VALIDATE: "Validate the plan",
     K.COMPILE: "Compile",
     K.GENERATE_SQL: "Generate and rehearse SQL",
     K.UPLOAD: "Upload binaries",
     K.CHECK: "Check the plan still holds",
+    K.SETTINGS: "Put settings in place",
     K.EXECUTE_SQL: "Execute SQL",
     K.SWITCH: "Switch front-ends",
     K.MOBILE_PACKAGE: "Mobile packages",
@@ -145,7 +154,7 @@ class StageView:
 
     @property
     def label(self) -> str:
-        return "1 · Prepare" if self.kind == StageKind.PREPARE else "2 · Continue"
+        return {StageKind.PREPARE: "1 · Prepare", StageKind.CONTINUE: "2 · Continue"}.get(self.kind, "Roll Back")
 
     @property
     def status(self) -> str:
@@ -201,6 +210,7 @@ def _expected_total(kind: str, shape: PlanShape) -> int:
     return {
         K.VALIDATE: 1,
         K.CHECK: 1,
+        K.SETTINGS: 1,
         K.COMPILE: shape.applications,
         K.GENERATE_SQL: shape.applications,
         K.UPLOAD: shape.frontends if shape.applications else 0,
@@ -274,6 +284,8 @@ def stage_views(
     views = []
     for kind, order in STAGE_PLAN.items():
         attempts = by_kind.get(kind, [])
+        if kind == StageKind.ROLLBACK and not attempts:
+            continue
         latest = attempts[-1] if attempts else None
         steps = list(latest.steps.all()) if latest else []
         groups = []
@@ -281,6 +293,8 @@ def stage_views(
             group = _group(step_kind, unit, [s for s in steps if s.kind == step_kind], shape, latest, now)
             if group.total == 0 and not group.rows and step_kind == K.MOBILE_PACKAGE:
                 continue  # no mobile application in the plan: no line for it
+            if step_kind in ONLY_WHEN_DONE and not group.rows:
+                continue
             groups.append(group)
         elapsed = _elapsed(latest.started_at, latest.finished_at, now) if latest else None
         views.append(

@@ -21,7 +21,7 @@ from deployments.plans import services as plans
 from deployments.plans.views import candidates, plan_for
 from deployments.stages import drift
 from deployments.state import moves
-from deployments.status import board
+from deployments.status import board, changes
 from deployments.status import page as status_page
 from deployments.status.pulse import plan_pulse
 from deployments.steps.validate import validate_plan
@@ -154,6 +154,13 @@ def plan_detail(request: HttpRequest, key) -> HttpResponse:
 
 
 @login_required
+def plan_changes(request: HttpRequest, key) -> HttpResponse:
+    """What the plan will change in its target (before Prepare, and what Prepare found)."""
+    plan = plan_for(request, key)
+    return render(request, "deployments/plan_changes.html", {"plan": plan, "changes": changes.plan_changes(plan)})
+
+
+@login_required
 def plan_live(request: HttpRequest, key) -> HttpResponse:
     """The live part of the plan page, polled by htmx: new log lines after ``after``, the stages,
     the status badge; ``304`` when nothing changed since the ETag the page holds, ``286`` (htmx:
@@ -186,6 +193,7 @@ def environment_running(request: HttpRequest, key) -> HttpResponse:
             "holder": holder,
             "drifted": drift.drifted_frontends(environment),
             "may_manage": access.can(request.user, environment, AccessLevel.MANAGE),
+            "can_deploy": access.can(request.user, environment, AccessLevel.DEPLOY),
         },
     )
 

@@ -74,12 +74,14 @@ def switch_frontends(
     switch_id: str | None = None,
     timeout_s: float = SWITCH_TIMEOUT_S,
     health_timeout_s: float = HEALTH_TIMEOUT_S,
+    settings_links: Mapping[str, str | None] | None = None,
 ) -> SwitchResult:
     """Switch every enabled front-end in ``frontends`` to ``releases``; all or nothing.
 
     Returns per front-end what its links pointed to before, with timings. On any failure the
     switched front-ends are reverted and StepFailed says which front-end failed and how; its
-    ``detail["switch"]`` holds the SwitchResult.
+    ``detail["switch"]`` holds the SwitchResult. ``settings_links`` (``{application: digest}``)
+    points applications at settings documents already on every front-end, in the same switch.
     """
     started = time.monotonic()
     switch_id = switch_id or uuid.uuid4().hex
@@ -109,6 +111,7 @@ def switch_frontends(
                     "links": links,
                     "health_url": fe.health_url,
                     "health_timeout_s": min(health_timeout_s, timeout_s * 0.8),
+                    **({"settings_links": dict(settings_links)} if settings_links else {}),
                 },
             ),
             # A switch that reaches an agent after the console gave up must not run.

@@ -8,6 +8,7 @@ import dataclasses
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from deployments.catalog import settings as app_settings
 from deployments.models import (
     Application,
     ApplicationKind,
@@ -105,6 +106,8 @@ def validate_plan(plan: DeploymentPlan) -> Validation:
                 result.suggestions.append(
                     Suggestion(producer.application, producer.version, f"add {dep_name} {producer.version.version}")
                 )
+        # Settings: every required one valued in the target, each value of its type.
+        result.errors.extend(app_settings.problems(plan.target, op.version))
         if op.application.kind == ApplicationKind.MOBILE:
             if not MobileAppConfig.objects.filter(environment=plan.target, application=op.application).exists():
                 result.errors.append(f"configure the mobile app {op.application.name} in {plan.target.name} first")

@@ -46,6 +46,14 @@ PLAN_MOVES = {
     (P.APPLYING, P.FINISHED_WITH_ERRORS),
     (P.ABORTING, P.ABORTED),
     (P.ABORTED, P.SAVED),  # Retry
+    (P.FINISHED_SUCCESSFUL, P.ROLLING_BACK),  # Roll Back
+    (P.FINISHED_WITH_WARNINGS, P.ROLLING_BACK),
+    (P.FINISHED_WITH_ERRORS, P.ROLLING_BACK),
+    (P.ROLLING_BACK, P.ROLLED_BACK),
+    # A failed Roll Back put the plan's releases back: finished as it was.
+    (P.ROLLING_BACK, P.FINISHED_SUCCESSFUL),
+    (P.ROLLING_BACK, P.FINISHED_WITH_WARNINGS),
+    (P.ROLLING_BACK, P.FINISHED_WITH_ERRORS),
 }
 STAGE_MOVES = {
     (T.QUEUED, T.RUNNING),
@@ -67,9 +75,10 @@ def test_the_stage_map_is_exactly_the_moves_people_expect():
     assert {pair for pair in ALL_STAGE_PAIRS if machine.stage_may_move(*pair)} == STAGE_MOVES
 
 
-def test_final_states_lead_nowhere_but_a_retry_of_an_aborted_plan():
+def test_final_states_lead_nowhere_but_a_retry_of_an_aborted_plan_or_a_roll_back_of_a_finished_one():
     for state in machine.FINAL:
-        assert {to for to in P if machine.plan_may_move(state, to)} == ({P.SAVED} if state == P.ABORTED else set())
+        expected = {P.SAVED} if state == P.ABORTED else {P.ROLLING_BACK} if state in machine.FINISHED else set()
+        assert {to for to in P if machine.plan_may_move(state, to)} == expected
 
 
 def test_the_questions_people_ask():
@@ -81,7 +90,9 @@ def test_the_questions_people_ask():
         P.CONTINUING,
         P.APPLYING,
         P.ABORTING,
+        P.ROLLING_BACK,
     }
+    assert {s for s in P if machine.may_roll_back(s)} == set(machine.FINISHED)
     assert {s for s in P if machine.may_abort(s)} == {P.PREPARING, P.PREPARED, P.SCHEDULED, P.SUSPENDED, P.CONTINUING}
     assert {s for s in P if machine.may_continue(s)} == {P.PREPARED, P.SCHEDULED, P.SUSPENDED}
     assert {s for s in P if machine.is_prepared(s)} == {P.PREPARED, P.SCHEDULED}
@@ -95,9 +106,10 @@ def test_lifetime_words_are_derived_from_the_state():
     assert machine.api_status(P.PREPARED) == ("needs_user_intervention", "deployment_prepared")
     assert machine.api_status(P.SCHEDULED) == ("needs_user_intervention", "deployment_prepared")
     assert machine.api_status(P.SUSPENDED) == ("needs_user_intervention", "deployment_suspended")
-    for state in (P.PREPARING, P.CONTINUING, P.APPLYING):
+    for state in (P.PREPARING, P.CONTINUING, P.APPLYING, P.ROLLING_BACK):
         assert machine.api_status(state) == ("running", "")
-    assert machine.states_for_api_status("running") == {P.PREPARING, P.CONTINUING, P.APPLYING}
+    assert machine.states_for_api_status("running") == {P.PREPARING, P.CONTINUING, P.APPLYING, P.ROLLING_BACK}
+    assert machine.api_status(P.ROLLED_BACK) == ("rolled_back", "")
     for state in P:
         status, info = machine.api_status(state)
         assert status in machine.ApiStatus.values and (info == "" or info in machine.ApiInfo.values)

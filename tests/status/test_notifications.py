@@ -277,6 +277,9 @@ def test_events_of_each_move():
     assert notifications.event_for(S.APPLYING, S.FINISHED_WITH_ERRORS) == E.FINISHED_WITH_ERRORS
     assert notifications.event_for(S.PREPARED, S.ABORTED) == E.ABORTED
     assert notifications.event_for(S.SAVED, S.PREPARING) is None
+    # A Roll Back of some applications, or a failed one, finishes the plan as it was: not announced again.
+    assert notifications.event_for(S.ROLLING_BACK, S.FINISHED_SUCCESSFUL) is None
+    assert notifications.event_for(S.FINISHED_SUCCESSFUL, S.ROLLING_BACK) is None
 
 
 @pytest.mark.django_db
