@@ -85,7 +85,10 @@ class ConsoleCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
         now = timezone.now()
-        environments = {env.pk: env for env in Environment.objects.order_by("order", "name")}
+        # Their further windows prefetched: each one asks whether its window is open.
+        environments = {
+            env.pk: env for env in Environment.objects.order_by("order", "name").prefetch_related("windows")
+        }
         yield from self._plans(environments)
         yield from self._stages()
         yield from self._steps()
