@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +47,30 @@ from deployments.steps.sql import generate_sql_for_dsn  # noqa: E402
 from deployments.steps.sql_execute import execute_sql, rehearse_sql  # noqa: E402
 from examples.build import build_bundle  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report import row  # noqa: E402
+
+
+def compileall_floor(bundle, workers: int) -> float:
+    """``python -m compileall -j workers`` of the same sources, already on disk: the floor of a cold compile."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-compileall-"))
+    try:
+        sources = bundle.sources()
+        for relative, data in sources.items():
+            if relative.endswith(".py"):
+                path = folder / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j", str(workers), str(folder)],
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 def timed(action, repeat: int = 1) -> tuple[float, object]:
     durations, result = [], None
@@ -63,12 +89,22 @@ def bench_compile(modules: int) -> None:
     print(f"read and validate the bundle        {seconds:8.2f} s  ({len(bundle.files)} files)")
     results = {}
     for workers in sorted({1, os.cpu_count() or 1}):
+        floor = compileall_floor(bundle, workers)
+        print(f"compileall -j {workers} (sources on disk)   {floor:8.2f} s")
         seconds, (binary, count) = timed(
             lambda workers=workers: build_binary(bundle=bundle, bundle_sha256="0" * 64, log=ListLog(), workers=workers)
         )
         results[workers] = binary
         print(
             f"compile cold, {workers} process(es)          {seconds:8.2f} s  ({count} modules, {len(binary) / 1e6:.1f} MB)"
+        )
+        row(
+            f"compile {count} modules cold, {workers} process(es)",
+            measured=seconds,
+            unit="s",
+            floor=floor,
+            max_ratio=1.2,
+            note=f"floor: compileall -j {workers} of the same sources",
         )
     assert len(set(results.values())) == 1, "binaries differ between one and several processes"
     sha, size = artifacts.put_bytes(binary)
