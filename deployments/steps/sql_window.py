@@ -25,7 +25,7 @@ from psycopg2 import extensions as pg_ext
 
 from deployments.statements.parse import ScriptSyntaxError, classify_one, split_statements
 from deployments.steps import StepFailed, StepLog
-from deployments.steps.schema import connect, describe_drift, read_live_schema
+from deployments.steps.schema import connect, describe_drift, read_live_schemas
 from deployments.steps.sql import GeneratedScript, SqlStatement, _first_line
 
 LOCK_ATTEMPTS = 4  # the first try and three retries
@@ -194,11 +194,9 @@ def _rollback(conn: Any) -> None:
 def _check_fingerprints(cursor: Any, *, planned: Sequence[PlannedScript], where: str) -> None:
     problems = []
     detail: dict[str, Any] = {}
-    for script in planned:
-        generated = script.generated
-        if not generated.statements:
-            continue
-        live = read_live_schema(cursor, schema=generated.schema, application=generated.application)
+    checked = [script.generated for script in planned if script.generated.statements]
+    lives = read_live_schemas(cursor, [(generated.schema, generated.application) for generated in checked])
+    for generated, live in zip(checked, lives, strict=True):
         if live.fingerprint == generated.schema_fingerprint:
             continue
         differences = describe_drift(generated.schema_snapshot, live.description()) or ["(details not recorded)"]
