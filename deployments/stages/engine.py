@@ -276,6 +276,7 @@ def execute_plan_sql(
 
     planned: list[PlannedScript] = []
     estimates: list[dict[str, Any] | None] = []
+    ready = prepared_indexes.ready_by_application(plan)
     for op in deploys:
         row = generated.get(op.application_id)
         if row is None:
@@ -291,7 +292,9 @@ def execute_plan_sql(
             script = GeneratedScript.from_model(row)
             if not script.statements:
                 continue
-        replacements = prepared_indexes.replacements(plan, op.application, script, target=target)
+        replacements = prepared_indexes.replacements(
+            plan, op.application, script, target=target, ready_records=ready.get(op.application_id, [])
+        )
         planned.append(PlannedScript(generated=script, replacements=replacements))
         estimates += [s.estimate for s in script.statements]
     now = timezone.now()
