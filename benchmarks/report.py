@@ -74,8 +74,9 @@ def table(entries: Sequence[dict]) -> str:
         result = {True: "met", False: "**missed**", None: "—"}[e["met"]]
         ratio = f"{e['ratio']:.2f}" if e["ratio"] is not None else "—"
         note = f" ({e['note']})" if e.get("note") else ""
+        what = f"{e['what']}{note}".replace("|", "\\|")  # a shell pipe in a note is no column
         lines.append(
-            f"| {e['what']}{note} | {e['target']} | {_number(e['floor'], e['unit'])} "
+            f"| {what} | {e['target']} | {_number(e['floor'], e['unit'])} "
             f"| {_number(e['measured'], e['unit'])} | {ratio} | {result} |"
         )
     return "\n".join(lines)
