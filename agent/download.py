@@ -44,23 +44,10 @@ class VerifiedStream:
         self.max_bytes = max_bytes
         self.size = 0
         self._digest = hashlib.sha256()
-        self._buffer = b""
-        self._at = 0
 
     def read(self, size: int = -1) -> bytes:
-        # The unpacker asks for small blocks: the network is read a megabyte at a time.
-        if size is None or size < 0:
-            size = CHUNK
-        if len(self._buffer) - self._at < size:
-            self._buffer = self._buffer[self._at :] + self._fetch()
-            self._at = 0
-        chunk = self._buffer[self._at : self._at + size]
-        self._at += len(chunk)
-        return chunk
-
-    def _fetch(self) -> bytes:
         try:
-            chunk = self.response.read(CHUNK)
+            chunk = self.response.read(size if size is not None and size >= 0 else CHUNK)
         except (TimeoutError, ConnectionError) as exc:
             raise DownloadFailed(f"the download of {self.sha256[:12]} broke off: {exc}") from None
         self.size += len(chunk)
@@ -71,7 +58,7 @@ class VerifiedStream:
 
     def verify(self) -> int:
         """The download's size once every byte is read and the digest matched."""
-        while self._fetch():
+        while self.read(CHUNK):
             pass
         got = self._digest.hexdigest()
         if got != self.sha256:
