@@ -26,7 +26,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -102,9 +102,7 @@ def _safe_member_path(name: str) -> PurePosixPath:
     return path
 
 
-def unpack_archive(
-    archive: Path | BinaryIO, target: Path, *, max_bytes: int, max_members: int = 20000
-) -> dict[str, Any]:
+def unpack_archive(archive: Path, target: Path, *, max_bytes: int, max_members: int = 20000) -> dict[str, Any]:
     """Unpack a tar.gz binary into the empty folder ``target``, refusing anything that could escape it.
 
     Only regular files and folders are accepted: no links (a link can point anywhere and a later
@@ -114,13 +112,7 @@ def unpack_archive(
     """
     total = 0
     try:
-        # A file object is read once, front to back, as it arrives (a download being unpacked).
-        opened = (
-            tarfile.open(archive, mode="r:gz")
-            if isinstance(archive, (str, Path))
-            else tarfile.open(fileobj=archive, mode="r|gz")
-        )
-        with opened as tar:
+        with tarfile.open(archive, mode="r:gz") as tar:
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
                     raise ReleaseRefused(f"the archive holds more than {max_members} entries")
@@ -187,29 +179,17 @@ def install_release(
     application: str,
     version: str,
     sha256: str,
-    archive: Path | BinaryIO,
+    archive: Path,
     max_bytes: int,
-    verify: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """Unpack an archive beside the running release; rename into place only when complete.
-
-    ``archive`` is a verified file, or a stream unpacked while it downloads: then ``verify`` (which
-    reads the rest and checks the digest) runs before anything is renamed into place, and its
-    failure wins over what the unpacking said of damaged bytes."""
+    """Unpack a verified archive beside the running release; rename into place only when complete."""
     release = release_name(version, sha256)
     app_dir = application_dir(root, application)
     app_dir.mkdir(parents=True, exist_ok=True)
     final = app_dir / release
     staging = Path(tempfile.mkdtemp(dir=app_dir, prefix=".unpack-"))
     try:
-        try:
-            manifest = unpack_archive(archive, staging, max_bytes=max_bytes)
-        except ReleaseRefused:
-            if verify is not None:
-                verify()  # damaged bytes are a failed download, not a refused archive
-            raise
-        if verify is not None:
-            verify()
+        manifest = unpack_archive(archive, staging, max_bytes=max_bytes)
         if manifest["application"] != application:
             raise ReleaseRefused(f"the archive is the application {manifest['application']!r}, not {application!r}")
         if manifest["version"] != version:

@@ -19,11 +19,12 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from agent import guard, releases
 from agent.celery import app, settings
-from agent.download import DownloadFailed, VerifiedStream, open_artifact
+from agent.download import DownloadFailed, fetch_artifact
 
 logger = logging.getLogger("agent")
 
@@ -61,35 +62,35 @@ def upload(*, application: str, version: str, sha256: str, releases_root: str = 
     result = {"application": application, "version": version, "release": release}
     if releases.present_digest(root, application, release) == sha256:
         return {"ok": True, **result, "downloaded": False, "bytes": 0, "seconds": time.monotonic() - started}
+    archive: Path | None = None
     try:
         app_dir.mkdir(parents=True, exist_ok=True)
-        # Unpacked while it downloads, as `curl | tar -xzf` would: nothing is renamed into place
-        # before the whole download matched its digest (install_release calls verify first).
-        response = open_artifact(
+        archive, size = fetch_artifact(
             console_url=settings.console_url,
             token=settings.token,
             sha256=sha256,
+            into=app_dir,
+            max_bytes=settings.max_archive_bytes,
             timeout_s=settings.download_timeout_s,
         )
-        with response:
-            stream = VerifiedStream(response, sha256=sha256, max_bytes=settings.max_archive_bytes)
-            with releases.front_end_lock(root):
-                releases.install_release(
-                    root=root,
-                    application=application,
-                    version=version,
-                    sha256=sha256,
-                    archive=stream,
-                    max_bytes=settings.max_unpacked_bytes,
-                    verify=stream.verify,
-                )
-        size = stream.size
+        with releases.front_end_lock(root):
+            releases.install_release(
+                root=root,
+                application=application,
+                version=version,
+                sha256=sha256,
+                archive=archive,
+                max_bytes=settings.max_unpacked_bytes,
+            )
     except DownloadFailed as exc:
         return _failure(exc.message, **result)
     except releases.ReleaseRefused as exc:
         return _failure(f"archive {sha256[:12]} refused: {exc.message}", **result)
     except OSError as exc:
         return _failure(_os_sentence(exc, f"storing {release} of {application}"), **result)
+    finally:
+        if archive is not None:
+            archive.unlink(missing_ok=True)
     return {"ok": True, **result, "downloaded": True, "bytes": size, "seconds": time.monotonic() - started}
 
 
