@@ -124,7 +124,9 @@ def main() -> None:
     )
     print()
     print(text)
-    if options.write_readme:
+    if options.write_readme and (only or options.quick):
+        print("benchmarks/README.md keeps the table of full runs: not written for --only or --quick")
+    elif options.write_readme:
         readme = HERE / "README.md"
         content = readme.read_text()
         if BEGIN in content and END in content:
