@@ -99,3 +99,37 @@ def test_continue_names_only_the_application_whose_schema_drifted(landscape, adm
     _query(prod, "create schema app_03; create table app_03.surprise (id int)")
     problems = check_still_valid(plan)
     assert len(problems) == 1 and problems[0].startswith("the database schema of app_03 changed since Prepare")
+
+
+class FirstStatement(Exception):
+    pass
+
+
+def test_continue_checks_the_fingerprints_in_its_transaction_with_one_catalog_read(landscape, admin_user, monkeypatch):
+    """Inside the plan's transaction, under its locks, every application's schema is read again
+    in one query before the first statement; the hook stops it there (nothing is applied)."""
+    from deployments.models import GeneratedSql, OperationKind
+    from deployments.stages import engine
+    from deployments.stages.log import PlanStepLog
+    from tests.deployments.test_window_sql import plans_transition_running
+
+    plan = _prepared_plan(landscape, admin_user, 5)
+    prod = landscape["Production"]
+    for op in plan.operations.select_related("application", "version"):
+        generated = engine.generate_and_rehearse(prod, op.version, PlanStepLog(plan))
+        GeneratedSql.objects.create(plan=plan, application=op.application, version=op.version, **generated.model_fields)
+    plans_transition_running(plan)
+    deploys = [op for op in plan.operations.select_related("application", "version") if op.kind == OperationKind.DEPLOY]
+    generated = {g.application_id: g for g in GeneratedSql.objects.filter(plan=plan)}
+    calls = TargetCalls(monkeypatch, prod.app_db_dsn())
+
+    def first_statement() -> None:
+        raise FirstStatement()
+
+    with pytest.raises(FirstStatement):
+        engine.execute_plan_sql(
+            plan, prod, deploys, generated, PlanStepLog(plan), resumed=False, before_first_statement=first_statement
+        )
+    assert calls.connections == 1
+    assert calls.catalog_reads == 1
+    assert _query(prod, "select count(*) from pg_namespace where nspname like 'app\\_%'") == [(0,)]
