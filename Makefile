@@ -26,7 +26,6 @@ format:
 	.venv/bin/ruff check --fix .
 
 # Long runs and big data (a 10-million-row table among them): never part of the test suite.
+# One table of targets, floors and measurements; BENCH_ARGS="--quick", "--only continue,switch"...
 bench:
-	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_window_sql.py
-	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_compile_sql.py
-	LIFETIME_DEV=true .venv/bin/python benchmarks/bench_metrics.py
+	LIFETIME_DEV=true .venv/bin/python benchmarks/run_all.py --write-readme $(BENCH_ARGS)

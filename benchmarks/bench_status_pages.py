@@ -175,7 +175,7 @@ def run_wrk(options: argparse.Namespace, port: int, viewer_env: dict[str, str]) 
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (or run with --tool locust)")
-    subprocess.run(
+    done = subprocess.run(
         [
             wrk,
             "-t",
@@ -195,7 +195,28 @@ def run_wrk(options: argparse.Namespace, port: int, viewer_env: dict[str, str]) 
         env={**os.environ, **viewer_env, "BENCH_RAMP_MS": str(int(options.ramp * 1000))},
         check=True,
         timeout=options.seconds + 60,
+        capture_output=True,
+        text=True,
     )
+    print(done.stdout, done.stderr, flush=True)
+    report_rows(done.stdout, options)
+
+
+def report_rows(output: str, options: argparse.Namespace) -> None:
+    """The benchmark table's rows from wrk's Markdown table: p95 of every request, and of the steady state."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from report import row
+
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 6 or cells[0] not in ("all", "all (steady)"):
+            continue
+        row(
+            f"status pages, p95 of {'every request' if cells[0] == 'all' else 'the steady state'}",
+            measured=float(cells[5]),
+            max_value=20,
+            note=f"{options.users} viewers polling every 2 s, {float(cells[2]):.0f} req/s, {cells[3]} errors",
+        )
 
 
 def run_locust(options: argparse.Namespace, port: int, viewer_env: dict[str, str]) -> None:

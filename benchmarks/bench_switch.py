@@ -37,10 +37,19 @@ from agent import releases, signing  # noqa: E402
 from core import encryption  # noqa: E402
 from deployments.steps import ListLog  # noqa: E402
 from deployments.steps.switch import switch_frontends  # noqa: E402
+from environments.agents import AgentCall, send, wait  # noqa: E402
 from environments.models import FrontEnd  # noqa: E402
 from lifetime.celery import app as celery_app  # noqa: E402
 from tests.agents.conftest import web_app_binary  # noqa: E402
 from tests.processes import Agent, FrontEndServer, stop_all  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report import row  # noqa: E402
+
+
+def fan_out(frontends: list[FrontEnd]) -> None:
+    """The floor: one signed ping to each front-end's queue, every answer collected."""
+    wait([send(AgentCall(fe, "agent.ping", {}), expires_in_s=10) for fe in frontends], timeout_s=10)
 
 
 def install(root: Path, version: str) -> str:
@@ -116,10 +125,22 @@ def main() -> None:
                 started = time.perf_counter()
                 switch_frontends(frontends=subset, releases={"hello": target}, log=ListLog())
                 timings.append((time.perf_counter() - started) * 1000)
+            floors = []
+            for _ in range(options.rounds):
+                started = time.perf_counter()
+                fan_out(subset)
+                floors.append((time.perf_counter() - started) * 1000)
             deciles = statistics.quantiles(timings, n=10)
             print(
                 f"| {size} | {statistics.median(timings):.1f} | {deciles[0]:.1f} | {deciles[-1]:.1f} "
                 f"| {min(timings):.1f} | {max(timings):.1f} |"
+            )
+            row(
+                f"switch of {size} front-end(s){' with health check' if options.health else ''}, median",
+                measured=statistics.median(timings),
+                floor=statistics.median(floors),
+                max_ratio=3,
+                note="floor: a signed ping to each front-end, answers collected",
             )
     finally:
         stop_all(processes)

@@ -167,11 +167,26 @@ def reaches_saved_database(environment: Any) -> str:
     except ConnectionRefused as exc:
         return exc.message
     if view.identity != environment.app_db_identity:
-        return (
-            f"the application database connection of {environment.name} now reaches another database than the "
-            "one it reached when it was saved: an infra admin must check and save it again"
-        )
+        return _reaches_another(environment)
     return ""
+
+
+def reaches_saved_database_on(environment: Any, cursor: Any) -> str:
+    """``reaches_saved_database`` asked on a connection already open to the environment's
+    application database (Continue checks everything on one connection)."""
+    if not environment.has_app_db or not environment.app_db_identity:
+        return ""
+    cursor.execute(IDENTITY_QUERY)
+    if cursor.fetchone()[0] != environment.app_db_identity:
+        return _reaches_another(environment)
+    return ""
+
+
+def _reaches_another(environment: Any) -> str:
+    return (
+        f"the application database connection of {environment.name} now reaches another database than the "
+        "one it reached when it was saved: an infra admin must check and save it again"
+    )
 
 
 def refuse_shared(view: ServerView, *, others: Any) -> None:

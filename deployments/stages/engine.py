@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg2
 from django.conf import settings
 
 from deployments.catalog.bundles import manifest_from_json
@@ -29,7 +30,7 @@ from deployments.statements.scripts import squawk_findings
 from deployments.steps import StepFailed, sql_estimate
 from deployments.steps.compile import compile_version as compile_step
 from deployments.steps.mobile import build_mobile_package
-from deployments.steps.schema import connect, read_schema_from_dsn
+from deployments.steps.schema import connect, read_live_schemas
 from deployments.steps.sql import DATA_MODEL, GeneratedScript, generate_sql
 from deployments.steps.sql_execute import current_fingerprint, rehearse_sql
 from deployments.steps.sql_window import PlannedScript
@@ -37,6 +38,7 @@ from deployments.steps.sql_window import execute_plan_sql as execute_window_sql
 from deployments.steps.switch import releases_for, revert_switch, switch_frontends
 from deployments.steps.upload import Binary, upload_binaries
 from deployments.steps.validate import dependencies_of
+from environments import databases
 from environments.agents import AgentCall, send, wait
 from environments.models import Environment, FrontEnd
 
@@ -197,14 +199,39 @@ def schema_fingerprint(target: Environment, version: ApplicationVersion) -> str:
         raise StepFailed(f"Cannot read the schema of {manifest.name} in {target.name}: {exc}") from None
 
 
-def schema_description(target: Environment, version: ApplicationVersion) -> dict[str, Any]:
-    """The live schema's canonical description (what the fingerprint hashes), to name drift."""
-    manifest = manifest_from_json(version.manifest)
+def read_target(
+    target: Environment, versions: Sequence[tuple[str, ApplicationVersion]]
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """What Continue asks the target before its SQL, on ONE connection: whether it is still the
+    database it was saved as, then every application's live schema in one catalog read.
+
+    Returns ``(sentence, {})`` when the connection now reaches another database, otherwise
+    ``("", {name: the live schema's canonical description})``; StepFailed when it cannot be read."""
+    if not versions:
+        return databases.reaches_saved_database(target), {}
+    manifests = [(name, manifest_from_json(version.manifest)) for name, version in versions]
+    if not target.has_app_db:
+        raise StepFailed(f"{target.name} has no application database to read the schemas from.")
     try:
-        live = read_schema_from_dsn(target.app_db_dsn(), schema=manifest.data_model.schema, application=manifest.name)
-    except Exception as exc:
-        raise StepFailed(f"Cannot read the schema of {manifest.name} in {target.name}: {exc}") from None
-    return live.description()
+        conn = connect(target.app_db_dsn())
+    except psycopg2.Error:
+        # Not reachable: the sentence Prepare's check gives (it tells a refused role from no server).
+        raise StepFailed(
+            databases.reaches_saved_database(target)
+            or f"Cannot read the schemas in {target.name}: cannot connect to its application database."
+        ) from None
+    try:
+        conn.set_session(readonly=True)
+        with conn.cursor() as cursor:
+            elsewhere = databases.reaches_saved_database_on(target, cursor)
+            if elsewhere:
+                return elsewhere, {}
+            lives = read_live_schemas(cursor, [(m.data_model.schema, m.name) for _, m in manifests])
+    except psycopg2.Error as exc:
+        raise StepFailed(f"Cannot read the schemas in {target.name}: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        conn.close()
+    return "", {name: live.description() for (name, _), live in zip(manifests, lives, strict=True)}
 
 
 def upload(
@@ -250,6 +277,7 @@ def execute_plan_sql(
 
     planned: list[PlannedScript] = []
     estimates: list[dict[str, Any] | None] = []
+    ready = prepared_indexes.ready_by_application(plan)
     for op in deploys:
         row = generated.get(op.application_id)
         if row is None:
@@ -265,7 +293,9 @@ def execute_plan_sql(
             script = GeneratedScript.from_model(row)
             if not script.statements:
                 continue
-        replacements = prepared_indexes.replacements(plan, op.application, script, target=target)
+        replacements = prepared_indexes.replacements(
+            plan, op.application, script, target=target, ready_records=ready.get(op.application_id, [])
+        )
         planned.append(PlannedScript(generated=script, replacements=replacements))
         estimates += [s.estimate for s in script.statements]
     now = timezone.now()

@@ -168,14 +168,28 @@ def _drop(cursor: Any, record: PreparedIndex) -> None:
     )
 
 
+def ready_by_application(plan: DeploymentPlan) -> dict[int, list[PreparedIndex]]:
+    """The plan's indexes built at Prepare and ready, per application id: one query for the plan."""
+    out: dict[int, list[PreparedIndex]] = {}
+    for record in PreparedIndex.objects.filter(plan=plan, state=INDEX.READY):
+        out.setdefault(record.application_id, []).append(record)
+    return out
+
+
 def replacements(
-    plan: DeploymentPlan, application: Application, script: GeneratedScript, *, target: Environment
+    plan: DeploymentPlan,
+    application: Application,
+    script: GeneratedScript,
+    *,
+    target: Environment,
+    ready_records: list[PreparedIndex] | None = None,
 ) -> dict[int, SqlStatement]:
     """What Continue runs instead of the CREATE INDEX statements built at Prepare: a rename. Only
-    for indexes still there and valid; a missing one is built in the window as planned."""
-    ready = {
-        r.statement: r for r in PreparedIndex.objects.filter(plan=plan, application=application, state=INDEX.READY)
-    }
+    for indexes still there and valid; a missing one is built in the window as planned.
+    ``ready_records``: the application's ready indexes when the caller read them for the whole plan."""
+    if ready_records is None:
+        ready_records = list(PreparedIndex.objects.filter(plan=plan, application=application, state=INDEX.READY))
+    ready = {r.statement: r for r in ready_records}
     if not ready:
         return {}
     present = _valid_indexes(target, list(ready.values()))

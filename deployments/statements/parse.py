@@ -292,17 +292,25 @@ class ScriptSyntaxError(Exception):
 # --- splitting ------------------------------------------------------------------------------
 
 
-def split_statements(text: str) -> list[tuple[str, int]]:
-    """``[(statement, line)]`` exactly as PostgreSQL splits ``text``: empty statements, comments
-    and whitespace between statements left out. ScriptSyntaxError when the parser rejects it."""
+def _parse(text: str) -> Any:
     _refuse_psql_meta(text)
     try:
-        raw = pg_parser.parse_sql(text)
+        return pg_parser.parse_sql(text)
     except pg_parser.ParseError as exc:
         # The parser's location is a character offset into the whole script (pglast converts it).
         location = exc.args[1] if len(exc.args) > 1 else getattr(exc, "location", None)
         line = text.count("\n", 0, location) + 1 if isinstance(location, int) and location >= 0 else None
         raise ScriptSyntaxError(str(exc.args[0]) if exc.args else str(exc), line=line) from None
+
+
+def split_statements(text: str) -> list[tuple[str, int]]:
+    """``[(statement, line)]`` exactly as PostgreSQL splits ``text``: empty statements, comments
+    and whitespace between statements left out. ScriptSyntaxError when the parser rejects it."""
+    return [(sql, line) for sql, line, _ in _split(text)]
+
+
+def _split(text: str) -> list[tuple[str, int, Any]]:
+    raw = _parse(text)
     statements = []
     for item in raw:
         start = item.stmt_location or 0
@@ -312,8 +320,18 @@ def split_statements(text: str) -> list[tuple[str, int]]:
             continue
         # stmt_location points at the first token, after any comment before the statement.
         offset = start + (len(text[start:end]) - len(text[start:end].lstrip()))
-        statements.append((sql, text.count("\n", 0, offset) + 1))
+        statements.append((sql, text.count("\n", 0, offset) + 1, item))
     return statements
+
+
+def split_and_classify_single(text: str, *, line: int) -> tuple[int, ParsedStatement | None]:
+    """Parse ``text`` once: how many statements it holds and, when exactly one, its classification
+    (what ``len(split_statements(text))`` and ``classify_one`` say, for half the parsing)."""
+    statements = _split(text)
+    if len(statements) != 1:
+        return len(statements), None
+    sql, _, item = statements[0]
+    return 1, classify_one(sql, line=line, tree=item.stmt(skip_none=True))
 
 
 def _refuse_psql_meta(text: str) -> None:
@@ -339,8 +357,9 @@ def classify(sql: str) -> ParsedStatement:
     return classify_one(statements[0][0], line=1)
 
 
-def classify_one(sql: str, *, line: int) -> ParsedStatement:
-    tree = pg_parser.parse_sql(sql)[0].stmt(skip_none=True)
+def classify_one(sql: str, *, line: int, tree: dict[str, Any] | None = None) -> ParsedStatement:
+    if tree is None:
+        tree = pg_parser.parse_sql(sql)[0].stmt(skip_none=True)
     node = tree["@"]
     handler = _HANDLERS.get(node, _other)
     kind, actions, flags, refused = handler(tree)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -82,17 +83,13 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
     )
     workers = workers or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="lifetime-compile-") as tmp:
-        src_root, out_root = Path(tmp) / "src", Path(tmp) / "out"
-        for relative in modules:
-            path = src_root / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(sources[relative])
+        out_root = Path(tmp) / "out"
         out_root.mkdir()
         # Always in fresh interpreters with a fixed hash seed: set and frozenset constants are
         # marshalled in hash order, so bytecode compiled under a random seed is not reproducible.
         if len(modules) < PARALLEL_FROM_MODULES:
             workers = 1
-        errors = _compile_in_processes(src_root, out_root, modules, workers=workers, log=log)
+        errors = _compile_in_processes(sources, out_root, modules, workers=workers, log=log)
         if errors:
             errors.sort(key=lambda e: (e["file"], e["line"] or 0))
             for error in errors[:SHOWN_ERRORS]:
@@ -130,7 +127,7 @@ def build_binary(*, bundle: Bundle, bundle_sha256: str, log: StepLog, workers: i
 
 
 def _compile_in_processes(
-    src_root: Path, out_root: Path, modules: list[str], *, workers: int, log: StepLog
+    sources: dict[str, bytes], out_root: Path, modules: list[str], *, workers: int, log: StepLog
 ) -> list[dict]:
     # Round-robin over the sorted list spreads big and small packages across the workers.
     shares = [share for share in (modules[i::workers] for i in range(workers)) if share]
@@ -143,22 +140,26 @@ def _compile_in_processes(
         # stderr goes to a file: a worker printing many warnings must not block on a full pipe.
         stderr = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(
-            [sys.executable, str(WORKER_SCRIPT), str(src_root), str(out_root)],
+            [sys.executable, str(WORKER_SCRIPT), str(out_root)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
-            text=True,
         )
 
         def feed(process: subprocess.Popen = process, share: list[str] = share) -> None:
+            # The sources go through the pipe (path, size, bytes): no temporary copy on disk.
             assert process.stdin is not None
-            process.stdin.write("".join(f"{rel}\n" for rel in share))
-            process.stdin.close()
+            try:
+                for rel in share:
+                    process.stdin.write(f"{rel}\n{len(sources[rel])}\n".encode() + sources[rel])
+                process.stdin.close()
+            except BrokenPipeError:
+                pass  # the worker died: its exit code says so below
 
         def read(process: subprocess.Popen = process, index: int = index) -> None:
             assert process.stdout is not None
-            for line in process.stdout:
+            for line in io.TextIOWrapper(process.stdout):
                 with lock:
                     done[index] += 1
                     if line.startswith("error "):

@@ -23,9 +23,9 @@ import psycopg2
 from psycopg2 import errors as pg_errors
 from psycopg2 import extensions as pg_ext
 
-from deployments.statements.parse import ScriptSyntaxError, classify_one, split_statements
+from deployments.statements.parse import ScriptSyntaxError, split_and_classify_single
 from deployments.steps import StepFailed, StepLog
-from deployments.steps.schema import connect, describe_drift, read_live_schema
+from deployments.steps.schema import connect, describe_drift, read_live_schemas
 from deployments.steps.sql import GeneratedScript, SqlStatement, _first_line
 
 LOCK_ATTEMPTS = 4  # the first try and three retries
@@ -78,15 +78,14 @@ def _statements(planned: Sequence[PlannedScript]) -> list[tuple[str, SqlStatemen
 def check_one_statement(statement: SqlStatement) -> None:
     """The last guard before a statement is sent: exactly one statement, allowed by every rule."""
     try:
-        parts = split_statements(statement.sql)
+        count, parsed = split_and_classify_single(statement.sql, line=statement.line or 1)
     except ScriptSyntaxError as exc:
         raise StepFailed(f"{statement.source}: PostgreSQL's parser rejects a statement: {exc.message}") from None
-    if len(parts) != 1:
+    if count != 1 or parsed is None:
         raise StepFailed(
-            f"{statement.source}, line {statement.line}: {len(parts)} statements where one was expected; "
+            f"{statement.source}, line {statement.line}: {count} statements where one was expected; "
             "nothing was applied."
         )
-    parsed = classify_one(parts[0][0], line=statement.line or 1)
     if parsed.refused is not None:
         raise StepFailed(
             f"{statement.source}, line {statement.line}: rule {parsed.refused.rule}: {parsed.refused.message}. "
@@ -198,11 +197,9 @@ def _rollback(conn: Any) -> None:
 def _check_fingerprints(cursor: Any, *, planned: Sequence[PlannedScript], where: str) -> None:
     problems = []
     detail: dict[str, Any] = {}
-    for script in planned:
-        generated = script.generated
-        if not generated.statements:
-            continue
-        live = read_live_schema(cursor, schema=generated.schema, application=generated.application)
+    checked = [script.generated for script in planned if script.generated.statements]
+    lives = read_live_schemas(cursor, [(generated.schema, generated.application) for generated in checked])
+    for generated, live in zip(checked, lives, strict=True):
         if live.fingerprint == generated.schema_fingerprint:
             continue
         differences = describe_drift(generated.schema_snapshot, live.description()) or ["(details not recorded)"]
