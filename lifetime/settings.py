@@ -237,6 +237,8 @@ REAUTH_MAX_AGE_SECONDS = env_int("REAUTH_MAX_AGE_MINUTES", 5) * 60
 
 # --- request bodies, refused by their declared size before anything reads them ---------------
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+# How long a link to a version's content (GET /applications/{app}/versions/{ver}/content) works.
+CONTENT_LINK_SECONDS = env_int("CONTENT_LINK_SECONDS", 15 * 60)
 MAX_UPLOAD_BODY_BYTES = env_int("MAX_UPLOAD_BODY_BYTES", 65 * 1024 * 1024)
 MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
 

@@ -98,8 +98,11 @@ def create_plan(
     target: Environment,
     operations: list[Operation],
     notes: str = "",
+    from_package: bool = False,
 ) -> DeploymentPlan:
-    if source.pk == target.pk:
+    """``from_package``: the plan deploys a binary package posted to the target (the air-gapped
+    deployment); it has no other environment to come from, so its source is the target itself."""
+    if source.pk == target.pk and not from_package:
         raise PlanRefused("The source and the target must be different environments.")
     _require(actor, target, AccessLevel.DEPLOY)
     _require(actor, source, AccessLevel.VIEW)
