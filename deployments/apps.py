@@ -8,8 +8,10 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # Listeners subscribe to the moves of plans here, so that the state module imports none of them.
         from deployments.notifications import services as notifications
+        from deployments.plans import services as plans
         from deployments.stages import prepared_indexes
         from deployments.state import moves
 
         moves.on_plan_move(notifications.plan_moved)
         moves.on_plan_move(prepared_indexes.plan_moved)
+        moves.on_plan_move(plans.plan_moved)

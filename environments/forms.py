@@ -18,6 +18,15 @@ class EnvironmentForm(forms.ModelForm):
         label="Window days",
     )
     window_minutes = forms.IntegerField(required=False, min_value=1, max_value=24 * 60, label="Window length (minutes)")
+    # Optional in the form (1 when left empty), so that a form saved before the field existed still saves.
+    concurrent_plans = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=5,
+        initial=1,
+        label="Plans at once",
+        help_text=Environment._meta.get_field("concurrent_plans").help_text,
+    )
     app_db_dsn = forms.CharField(
         required=False,
         label="Application database connection",
@@ -61,6 +70,9 @@ class EnvironmentForm(forms.ModelForm):
         if not 1 <= hours <= 24 * 30:
             raise forms.ValidationError("Between 1 hour and 30 days.")
         return hours
+
+    def clean_concurrent_plans(self) -> int:
+        return self.cleaned_data.get("concurrent_plans") or 1
 
     def validate_unique(self) -> None:
         # Uniqueness is checked by the service, with a clearer message and under a lock.

@@ -11,6 +11,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -69,6 +70,19 @@ class Environment(models.Model):
         "on the database server during Prepare, never a change of behaviour: the running version does "
         "not depend on them. Foreign keys and checks are then added NOT VALID in the window and "
         "validated after it.",
+    )
+    concurrent_plans = models.PositiveSmallIntegerField(
+        "Plans at once",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="How many plans may hold this environment at once (1 to 5). Plans run side by side only "
+        "when they share no application and no dependency.",
+    )
+    queue_plans = models.BooleanField(
+        "Queue plans started while it is held",
+        default=False,
+        help_text="A plan started while this environment is held waits in a first-in first-out queue and "
+        "starts when it is free, instead of being refused.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

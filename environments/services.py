@@ -34,6 +34,8 @@ ENVIRONMENT_FIELDS = (
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",
     "build_indexes_during_prepare",
+    "concurrent_plans",
+    "queue_plans",
 )
 FRONTEND_FIELDS = ("name", "queue", "releases_root", "base_url", "health_url", "enabled")
 

@@ -423,6 +423,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
     "run-scheduled-continues": {"task": "deployments.tasks.run_scheduled_continues", "schedule": 15.0},
+    # Queued plans start when a plan frees their target; this catches a moment that was missed.
+    "start-queued-plans": {"task": "deployments.tasks.start_queued_plans", "schedule": 30.0},
     "warn-expiring-plans": {"task": "deployments.tasks.warn_expiring_plans", "schedule": 300.0},
     # The environment board shows each front-end agent's last answer.
     "refresh-frontend-reports": {"task": "environments.tasks.refresh_frontend_reports", "schedule": 30.0},

@@ -12,6 +12,7 @@ import datetime as dt
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import audit
@@ -203,17 +204,41 @@ def _run_stage(
 
 
 def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
-    """Prepare (two-stage target) or Deploy Now (both stages back to back)."""
+    """Prepare (two-stage target) or Deploy Now (both stages back to back).
+
+    While the target cannot take the plan (held by as many plans as it allows, or by one sharing
+    an application or a dependency, or with an earlier queued plan sharing one): refused with
+    TargetHeld, or queued when the target queues plans; a queued plan starts on its turn
+    (``start_queued_plans``).
+    """
     _require(actor, plan.target, AccessLevel.DEPLOY)
     validation = validate_plan(plan)
     if not validation.ok:
         raise PlanInvalid(validation)
     with transaction.atomic():
-        # Serialise starts on the same target; the partial unique index backs this up.
-        Environment.objects.select_for_update().get(pk=plan.target_id)
-        holder = moves.holder_of(plan.target_id, excluding=plan.pk)
-        if holder is not None:
-            raise TargetHeld(holder)
+        # Every start on a target is serialised by its row: what blocking_holder answers stays true.
+        target = Environment.objects.select_for_update().get(pk=plan.target_id)
+        plan.target = target
+        held = moves.blocking_holder(plan) or _queued_ahead(plan)
+        if held is not None:
+            if not target.queue_plans:
+                raise held
+            try:
+                moves.move_plan(
+                    plan,
+                    expected={P.SAVED},
+                    to=P.QUEUED,
+                    actor=actor,
+                    reason=f"Queued: {held.message}",
+                    fields={"queued_at": timezone.now(), "started_at": timezone.now(), "started_by": actor.user},
+                )
+            except TransitionLost as exc:
+                raise PlanRefused(
+                    f"The plan is {machine.label(exc.current or '').lower()}: it cannot be started."
+                ) from None
+            append_log(plan, "info", f"Queued behind the plans holding {target.name}: {held.message}")
+            _audit(actor, "plan.queued", plan, message=held.message)
+            return plan
         return _run_stage(
             plan,
             expected=frozenset({P.SAVED}),
@@ -225,6 +250,81 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
             refused="it cannot be started.",
             fields={"started_at": timezone.now(), "started_by": actor.user},
         )
+
+
+def _queued_ahead(plan: DeploymentPlan) -> TargetHeld | None:
+    """A plan never overtakes an earlier queued plan it shares an application or a dependency with."""
+    mine = moves.footprint(plan)
+    earlier = DeploymentPlan.objects.filter(target_id=plan.target_id, state=P.QUEUED).exclude(pk=plan.pk)
+    if plan.queued_at is not None:
+        earlier = earlier.filter(queued_at__lt=plan.queued_at)
+    for other in earlier.select_related("started_by").order_by("queued_at", "id"):
+        shared = moves.footprint(other) & mine
+        if shared:
+            return TargetHeld(other, shared=shared)
+    return None
+
+
+def queue_position(plan: DeploymentPlan) -> int | None:
+    """1 for the first queued plan of its target; None when the plan is not queued."""
+    if not plan.is_queued or plan.queued_at is None:
+        return None
+    ahead = DeploymentPlan.objects.filter(target_id=plan.target_id, state=P.QUEUED).filter(
+        Q(queued_at__lt=plan.queued_at) | Q(queued_at=plan.queued_at, id__lt=plan.pk)
+    )
+    return ahead.count() + 1
+
+
+def start_queued_plans(*, environment_id: int) -> list[DeploymentPlan]:
+    """Start, first in first out, the queued plans the target can take now (after a plan freed it,
+    and from beat in case that moment was missed). A plan that must still wait keeps its place, and
+    no later plan sharing an application or a dependency with it goes ahead."""
+    started: list[DeploymentPlan] = []
+    actor = Actor.system("queue")
+    with transaction.atomic():
+        target = Environment.objects.select_for_update().filter(pk=environment_id).first()
+        if target is None:
+            return started
+        waiting: set[str] = set()
+        for plan in DeploymentPlan.objects.filter(target=target, state=P.QUEUED).order_by("queued_at", "id"):
+            plan.target = target
+            mine = moves.footprint(plan)
+            if mine & waiting or moves.blocking_holder(plan) is not None:
+                waiting |= mine
+                continue
+            _run_stage(
+                plan,
+                expected=frozenset({P.QUEUED}),
+                to=P.PREPARING,
+                kind=StageKind.PREPARE,
+                actor=actor,
+                reason=("Prepare Deployment" if target.two_stage_deployments else "Deploy Now")
+                + ": its turn in the queue",
+                audit_action="plan.started",
+                refused="it is no longer queued.",
+                fields={"queued_at": None},
+            )
+            started.append(plan)
+    return started
+
+
+def start_all_queued_plans() -> list[DeploymentPlan]:
+    """Beat's safety net: every target with queued plans is looked at."""
+    started: list[DeploymentPlan] = []
+    for environment_id in (
+        DeploymentPlan.objects.filter(state=P.QUEUED).values_list("target_id", flat=True).distinct().order_by()
+    ):
+        started += start_queued_plans(environment_id=environment_id)
+    return started
+
+
+def plan_moved(move: moves.PlanMove) -> None:
+    """Listener: a plan that stops holding its target (or leaves its queue) may let queued ones start."""
+    if move.source not in machine.HOLDING | {P.QUEUED} or move.to in machine.HOLDING:
+        return
+    target_id = DeploymentPlan.objects.filter(pk=move.plan_id).values_list("target_id", flat=True).first()
+    if target_id is not None and DeploymentPlan.objects.filter(target_id=target_id, state=P.QUEUED).exists():
+        start_queued_plans(environment_id=target_id)
 
 
 def window_sentence(target: Environment, now: dt.datetime) -> str:
@@ -455,11 +555,11 @@ def abort_plan(*, actor: Actor, plan: DeploymentPlan, reason: str = "Abort") -> 
     now = timezone.now()
     with transaction.atomic():
         try:
-            if plan.is_waiting:
+            if plan.state in machine.ABORTS_AT_ONCE:
                 # Nothing runs: straight to aborted (pipelines read a lingering "aborting" as success).
                 moves.move_plan(
                     plan,
-                    expected=machine.WAITING,
+                    expected=machine.ABORTS_AT_ONCE,
                     to=P.ABORTED,
                     actor=actor,
                     reason=reason,

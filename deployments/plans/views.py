@@ -205,6 +205,13 @@ def plan_save(request: HttpRequest, key) -> HttpResponse:
 def plan_start(request: HttpRequest, key) -> HttpResponse:
     plan = plan_for(request, key, AccessLevel.DEPLOY)
     two = plan.target.two_stage_deployments
+    if plan.target.queue_plans:
+        return _act(
+            request,
+            key,
+            plans.start_plan,
+            f"Started: {'preparing' if two else 'deploying'} now, or queued until {plan.target.name} can take it.",
+        )
     return _act(request, key, plans.start_plan, "Preparing the deployment." if two else "Deploying now.")
 
 

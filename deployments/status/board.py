@@ -70,6 +70,10 @@ class EnvironmentCard:
     agents: list[AgentState]
     # A prepared plan's Continue SQL estimate (typical, pessimistic) in seconds, from Prepare.
     sql_estimate: tuple[float, float] | None = None
+    # Plans holding the environment side by side with ``holder`` (the first started), and the
+    # plans waiting in its queue, first in first out.
+    also_holding: list[DeploymentPlan] = dataclasses.field(default_factory=list)
+    queued: list[DeploymentPlan] = dataclasses.field(default_factory=list)
 
     @property
     def sql_estimate_label(self) -> str:
@@ -115,9 +119,11 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
         .order_by("application__name")
     ):
         running.setdefault(rv.environment_id, []).append(rv)
-    holders = {
-        plan.target_id: plan
-        for plan in DeploymentPlan.objects.filter(target_id__in=env_ids, state__in=machine.HOLDING)
+    # Holders and queued plans in one query: the board costs the same queries however many there are.
+    all_holders: dict[int, list[DeploymentPlan]] = {}
+    queued: dict[int, list[DeploymentPlan]] = {}
+    for plan in (
+        DeploymentPlan.objects.filter(target_id__in=env_ids, state__in=machine.HOLDING | {machine.P.QUEUED})
         .select_related("source", "target", "started_by")
         .prefetch_related(
             Prefetch(
@@ -127,7 +133,12 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 ),
             )
         )
-    }
+        .order_by("started_at", "id")
+    ):
+        (queued if plan.is_queued else all_holders).setdefault(plan.target_id, []).append(plan)
+    for waiting in queued.values():
+        waiting.sort(key=lambda plan: (plan.queued_at or plan.created_at, plan.pk))
+    holders = {env_id: plans[0] for env_id, plans in all_holders.items()}
     # The newest final plan of each environment, in one query: a LIMIT 1 subquery per environment
     # reads one entry of the (target, finished_at) index, where DISTINCT ON sorted the whole history.
     newest_final = (
@@ -194,6 +205,8 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 last_class=last_class,
                 agents=agents.get(env.pk, []),
                 sql_estimate=estimates.get(holder.pk) if holder is not None else None,
+                also_holding=all_holders.get(env.pk, [])[1:],
+                queued=queued.get(env.pk, []),
             )
         )
     return cards
