@@ -107,3 +107,18 @@ class FrontEndForm(forms.ModelForm):
 
     def validate_unique(self) -> None:
         pass
+
+
+class DeploymentZoneForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    frontends = forms.ModelMultipleChoiceField(
+        queryset=FrontEnd.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Front-ends",
+        help_text="An application deployed to this zone is uploaded to and switched on these front-ends only.",
+    )
+
+    def __init__(self, *args, environment: Environment, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["frontends"].queryset = environment.frontends.order_by("name")

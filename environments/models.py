@@ -180,6 +180,25 @@ class FrontEnd(models.Model):
         return list(reversed((self.last_report or {}).get("refused") or []))
 
 
+class DeploymentZone(models.Model):
+    """A named group of an environment's front-ends (LifeTime's deployment zone): an application
+    deployed to a zone is uploaded to and switched on that zone's front-ends only. Without a zone, an
+    application goes to every enabled front-end (the environment's default zone, "Global")."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="zones")
+    name = models.CharField(max_length=80)
+    frontends = models.ManyToManyField(FrontEnd, related_name="zones", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment__order", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="zone_name_per_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}/{self.name}"
+
+
 class AccessLevel(models.IntegerChoices):
     NONE = 0, "None"
     VIEW = 1, "View"

@@ -42,7 +42,7 @@ from deployments.plans import services as plans
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from environments import access
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, DeploymentZone, Environment
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -237,7 +237,9 @@ def environment_application(request: HttpRequest, env_key: str, app_key: str) ->
 def deployment_zones(request: HttpRequest, env_key: str) -> HttpResponse:
     environment = environment_or_404(env_key)
     access.require(request.user, environment, AccessLevel.VIEW)
-    return JsonResponse([serializers.deployment_zone(environment)], safe=False)
+    zones = [serializers.deployment_zone(environment)]
+    zones += [serializers.named_zone(zone) for zone in environment.zones.order_by("name")]
+    return JsonResponse(zones, safe=False)
 
 
 @endpoint("POST")
@@ -407,7 +409,9 @@ def _plans() -> QuerySet[DeploymentPlan]:
     return DeploymentPlan.objects.select_related(
         "source", "target", "created_by", "started_by", "aborted_by"
     ).prefetch_related(
-        Prefetch("operations", queryset=PlanOperation.objects.select_related("application", "version").order_by("id"))
+        Prefetch(
+            "operations", queryset=PlanOperation.objects.select_related("application", "version", "zone").order_by("id")
+        )
     )
 
 
@@ -450,7 +454,7 @@ def _create_deployment(request: HttpRequest) -> HttpResponse:
     notes = body.get("Notes") or ""
     if not isinstance(notes, str):
         raise ApiError(400, "Notes must be a string.")
-    operations = [plans.Operation(version.application, version) for version in _versions_to_deploy(body, target)]
+    operations = _operations(body, target)
     if not operations:
         raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
     plan = plans.create_plan(
@@ -462,21 +466,32 @@ def _create_deployment(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[ApplicationVersion]:
+def _zone(raw: Any, target: Environment) -> DeploymentZone | None:
+    """A DeploymentZoneKey: "" / null / the default zone's key (every front-end), or a zone of the target."""
+    if raw in (None, "") or str(raw).lower() == serializers.default_zone_key(target):
+        return None
+    try:
+        key = uuid.UUID(str(raw).strip())
+    except ValueError:
+        raise ApiError(400, f"Deployment zone {raw!r} is not a zone of {target.name}.") from None
+    zone = DeploymentZone.objects.filter(environment=target, key=key).first()
+    if zone is None:
+        raise ApiError(400, f"Deployment zone {raw!r} is not a zone of {target.name}.")
+    return zone
+
+
+def _operations(body: dict[str, Any], target: Environment) -> list[plans.Operation]:
     if "ApplicationOperations" in body and body["ApplicationOperations"] is not None:
         operations = body["ApplicationOperations"]
         if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
             raise ApiError(400, "ApplicationOperations must be a list of {ApplicationVersionKey, DeploymentZoneKey}.")
-        zone = serializers.default_zone_key(target)
-        for op in operations:
-            zone_key = op.get("DeploymentZoneKey")
-            if zone_key not in (None, "") and str(zone_key).lower() != zone:
-                raise ApiError(400, f"Deployment zone {zone_key!r} is not a zone of {target.name}.")
+        zones = [_zone(op.get("DeploymentZoneKey"), target) for op in operations]
         raw_keys = [op.get("ApplicationVersionKey") for op in operations]
     elif "ApplicationVersionKeys" in body and body["ApplicationVersionKeys"] is not None:
         raw_keys = body["ApplicationVersionKeys"]
         if not isinstance(raw_keys, list):
             raise ApiError(400, "ApplicationVersionKeys must be a list of keys.")
+        zones = [None] * len(raw_keys)
     else:
         raise ApiError(400, "ApplicationOperations is required.")
     keys = [parse_key(raw, "application version", status=400) for raw in raw_keys]
@@ -484,7 +499,7 @@ def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[Appli
     missing = [str(k) for k in keys if k not in found]
     if missing:
         raise ApiError(400, "No application version with key " + ", ".join(repr(k) for k in missing) + ".")
-    return [found[k] for k in keys]
+    return [plans.Operation(found[k].application, found[k], zone) for k, zone in zip(keys, zones, strict=True)]
 
 
 @endpoint("GET", "PUT", "DELETE")
@@ -513,11 +528,11 @@ def _update_deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
         raise ApiError(400, "Notes must be a string.")
     if body.get("ApplicationOperations") is None and body.get("ApplicationVersionKeys") is None:
         operations = [
-            plans.Operation(op.application, op.version)
-            for op in plan.operations.select_related("application", "version")
+            plans.Operation(op.application, op.version, op.zone)
+            for op in plan.operations.select_related("application", "version", "zone")
         ]
     else:
-        operations = [plans.Operation(v.application, v) for v in _versions_to_deploy(body, plan.target)]
+        operations = _operations(body, plan.target)
         if not operations:
             raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
     plans.update_plan(actor=Actor.of_request(request), plan=plan, operations=operations, notes=notes)

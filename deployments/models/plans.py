@@ -11,7 +11,7 @@ from django.db import models
 from deployments.models.catalog import Application, ApplicationVersion
 from deployments.state import machine
 from deployments.state.machine import PlanState
-from environments.models import Environment
+from environments.models import DeploymentZone, Environment
 
 
 class DeploymentPlan(models.Model):
@@ -175,6 +175,8 @@ class PlanOperation(models.Model):
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
     version = models.ForeignKey(ApplicationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=OperationKind.choices, default=OperationKind.DEPLOY)
+    # The target's zone whose front-ends get the application; None: every enabled front-end.
+    zone = models.ForeignKey(DeploymentZone, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plan", "application"], name="one_operation_per_application")]

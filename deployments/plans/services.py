@@ -37,7 +37,7 @@ from deployments.state.machine import PlanState
 from deployments.state.moves import TargetHeld, TransitionLost
 from deployments.steps.validate import Validation, validate_plan
 from environments import access
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, DeploymentZone, Environment
 
 P = PlanState
 
@@ -81,6 +81,8 @@ __all__ = [
 class Operation:
     application: Application
     version: ApplicationVersion | None  # None: undeploy
+    # A deployment zone of the target: the application goes to its front-ends only (None: all).
+    zone: DeploymentZone | None = None
 
 
 # --- building plans ---------------------------------------------------------------------------
@@ -117,7 +119,9 @@ def create_plan(
 
 
 def _op_label(op: Operation) -> str:
-    return f"{op.application.name} {op.version.version}" if op.version else f"undeploy {op.application.name}"
+    if op.version is None:
+        return f"undeploy {op.application.name}"
+    return f"{op.application.name} {op.version.version}" + (f" in zone {op.zone.name}" if op.zone else "")
 
 
 def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None:
@@ -128,6 +132,8 @@ def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None
         seen.add(op.application.pk)
         if op.version is not None and op.version.application_id != op.application.pk:
             raise PlanRefused(f"Version {op.version.version} is not a version of {op.application.name}.")
+        if op.zone is not None and op.zone.environment_id != plan.target_id:
+            raise PlanRefused(f"The deployment zone {op.zone.name} is not a zone of {plan.target.name}.")
     plan.operations.all().delete()
     PlanOperation.objects.bulk_create(
         PlanOperation(
@@ -135,6 +141,7 @@ def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None
             application=op.application,
             version=op.version,
             kind=OperationKind.DEPLOY if op.version else OperationKind.UNDEPLOY,
+            zone=op.zone if op.version else None,
         )
         for op in operations
     )
@@ -168,7 +175,10 @@ def add_suggestion(*, actor: Actor, plan: DeploymentPlan, application: Applicati
     running = RunningVersion.objects.filter(environment=plan.source, application=application).first()
     if running is None:
         raise PlanRefused(f"{application.name} does not run in {plan.source.name}.")
-    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    ops = [
+        Operation(op.application, op.version, op.zone)
+        for op in plan.operations.select_related("application", "version", "zone")
+    ]
     ops = [op for op in ops if op.application.pk != application.pk] + [Operation(application, running.version)]
     return update_plan(actor=actor, plan=plan, operations=ops, notes=plan.notes)
 
@@ -624,7 +634,10 @@ def retry_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
 
 def reuse_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
     """A new saved plan with the same source, target and operations."""
-    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    ops = [
+        Operation(op.application, op.version, op.zone)
+        for op in plan.operations.select_related("application", "version", "zone")
+    ]
     return create_plan(actor=actor, source=plan.source, target=plan.target, operations=ops, notes=plan.notes)
 
 

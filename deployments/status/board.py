@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from core.durations import seconds_label
@@ -74,6 +75,8 @@ class EnvironmentCard:
     # plans waiting in its queue, first in first out.
     also_holding: list[DeploymentPlan] = dataclasses.field(default_factory=list)
     queued: list[DeploymentPlan] = dataclasses.field(default_factory=list)
+    # Deployment zones: {name: front-end names}.
+    zones: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def sql_estimate_label(self) -> str:
@@ -163,8 +166,16 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
         pessimistic += float(totals.get("pessimistic_s", rehearsal or 0.0))
         estimates[plan_id] = (typical, pessimistic)
     agents: dict[int, list[AgentState]] = {}
-    for fe in FrontEnd.objects.filter(environment_id__in=env_ids).order_by("name"):
+    zones: dict[int, dict[str, list[str]]] = {}
+    # The zones of each front-end in the same query (an aggregate), not one more per environment.
+    for fe in (
+        FrontEnd.objects.filter(environment_id__in=env_ids)
+        .annotate(zone_names=ArrayAgg("zones__name", filter=Q(zones__isnull=False), distinct=True, default=[]))
+        .order_by("name")
+    ):
         agents.setdefault(fe.environment_id, []).append(_agent_state(fe, now))
+        for zone in sorted(fe.zone_names):
+            zones.setdefault(fe.environment_id, {}).setdefault(zone, []).append(fe.name)
     cards = []
     for env in environments:
         holder = holders.get(env.pk)
@@ -206,6 +217,7 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 agents=agents.get(env.pk, []),
                 sql_estimate=estimates.get(holder.pk) if holder is not None else None,
                 also_holding=all_holders.get(env.pk, [])[1:],
+                zones=dict(sorted(zones.get(env.pk, {}).items())),
                 queued=queued.get(env.pk, []),
             )
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.releases import release_name
@@ -70,8 +70,12 @@ def switch_frontends(
     switch_id: str | None = None,
     timeout_s: float = SWITCH_TIMEOUT_S,
     health_timeout_s: float = HEALTH_TIMEOUT_S,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> SwitchResult:
     """Switch every enabled front-end in ``frontends`` to ``releases``; all or nothing.
+
+    ``only``: ``{application: front-end names}`` for applications deployed to a zone: their links
+    change on those front-ends only; a front-end with no link to change is not called.
 
     Returns per front-end what its links pointed to before, with timings. On any failure the
     switched front-ends are reverted and StepFailed says which front-end failed and how; its
@@ -85,6 +89,14 @@ def switch_frontends(
     if not releases:
         raise StepFailed("Nothing to switch: the plan deploys no web release.")
     links = dict(releases)
+    only = only or {}
+
+    def links_of(fe: FrontEnd) -> dict[str, str | None]:
+        return {app: rel for app, rel in links.items() if app not in only or fe.name in only[app]}
+
+    frontends = [fe for fe in frontends if links_of(fe)]
+    if not frontends:
+        raise StepFailed("No enabled front-end of the deployment zones to switch.")
     log.info(f"Switching {len(frontends)} front-end(s): {_links(links)}.")
     log.progress(0, len(frontends))
     done = 0
@@ -102,7 +114,7 @@ def switch_frontends(
                 {
                     "releases_root": fe.releases_root,
                     "switch_id": switch_id,
-                    "links": links,
+                    "links": links_of(fe),
                     "health_url": fe.health_url,
                     "health_timeout_s": min(health_timeout_s, timeout_s * 0.8),
                 },
