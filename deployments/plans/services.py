@@ -302,18 +302,23 @@ def start_queued_plans(*, environment_id: int) -> list[DeploymentPlan]:
             if mine & waiting or moves.blocking_holder(plan) is not None:
                 waiting |= mine
                 continue
-            _run_stage(
-                plan,
-                expected=frozenset({P.QUEUED}),
-                to=P.PREPARING,
-                kind=StageKind.PREPARE,
-                actor=actor,
-                reason=("Prepare Deployment" if target.two_stage_deployments else "Deploy Now")
-                + ": its turn in the queue",
-                audit_action="plan.started",
-                refused="it is no longer queued.",
-                fields={"queued_at": None},
-            )
+            try:
+                # A savepoint each: a plan aborted meanwhile is skipped, the others still start.
+                with transaction.atomic():
+                    _run_stage(
+                        plan,
+                        expected=frozenset({P.QUEUED}),
+                        to=P.PREPARING,
+                        kind=StageKind.PREPARE,
+                        actor=actor,
+                        reason=("Prepare Deployment" if target.two_stage_deployments else "Deploy Now")
+                        + ": its turn in the queue",
+                        audit_action="plan.started",
+                        refused="it is no longer queued.",
+                        fields={"queued_at": None},
+                    )
+            except Refusal:
+                continue
             started.append(plan)
     return started
 

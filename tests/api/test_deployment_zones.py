@@ -98,3 +98,21 @@ def test_a_zone_a_plan_names_cannot_be_deleted(landscape, hr_core, public_zone, 
 def test_zones_need_the_view_right_to_be_listed(landscape, public_zone):
     token = create_token("test-only", {landscape["Test"]: AccessLevel.VIEW})
     assert ApiClient(token).get(f"/environments/{landscape['Production'].key}/deploymentzones").status_code == 403
+
+
+def test_the_plan_form_offers_the_targets_zones_and_keeps_the_choice(
+    client, landscape, release_user, hr_core, public_zone
+):
+    client.force_login(release_user)
+    create_url = (
+        reverse("deployments:plan_create")
+        + f"?source={landscape['Development'].key}&target={landscape['Production'].key}"
+    )
+    form = client.get(create_url).content.decode()
+    assert f'name="zone_{hr_core.application_id}"' in form and "Public" in form
+    fields = {"include": [str(hr_core.application_id)], f"version_{hr_core.application_id}": str(hr_core.key)}
+    client.post(create_url, {**fields, f"zone_{hr_core.application_id}": str(public_zone.key), "notes": "n"})
+    plan = DeploymentPlan.objects.get()
+    assert plan.operations.get().zone == public_zone
+    page = client.get(reverse("deployments:plan", args=[plan.key])).content.decode()
+    assert f'<option value="{public_zone.key}" selected>Public</option>' in page
