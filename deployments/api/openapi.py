@@ -452,7 +452,15 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/downloads/{Token}/": {
-        "parameters": [{"name": "Token", "in": "path", "required": True, "schema": STRING}],
+        "parameters": [
+            {
+                "name": "Token",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_:.-]+$"},
+                "description": "The signed token of a content link.",
+            }
+        ],
         "get": operation(
             "Downloads_Get",
             "The package a content link points to (the link is the credential: no bearer token).",
