@@ -132,3 +132,18 @@ def test_put_refuses_a_started_plan_a_bad_body_and_a_token_without_deploy(
 def test_a_viewer_cannot_post_packages(landscape):
     token = create_token("viewer", {landscape["Test"]: AccessLevel.VIEW})
     assert post_package(token, landscape["Test"].key, example_bundle("hr_core", "1.1.0")).status_code == 403
+
+
+def test_continue_with_errors_is_accepted_and_a_plan_with_errors_still_does_not_start(
+    api, landscape, register, release_user
+):
+    dev, prod = landscape["Development"], landscape["Production"]
+    portal = register("leave_portal", "1.0.0")  # needs hr_core, which Production does not run
+    record_running(dev, portal)
+    plan = saved_plan(release_user, dev, prod, [portal])
+    conflicts = api.get(f"/deployments/{plan.key}").json()["ApplicationConflicts"]
+    assert conflicts and "hr_core" in conflicts[0]["Message"]
+    refused = api.post(f"/deployments/{plan.key}/start?RedeployOutdated=False&ContinueWithErrors=True")
+    assert refused.status_code == 400 and "hr_core" in errors(refused)
+    plan.refresh_from_db()
+    assert plan.state == PlanState.SAVED
