@@ -33,6 +33,15 @@ class EnvironmentForm(forms.ModelForm):
         help_text=Environment._meta.get_field("approver_level").help_text,
     )
     window_minutes = forms.IntegerField(required=False, min_value=1, max_value=24 * 60, label="Window length (minutes)")
+    # Optional in the form (1 when left empty), so that a form saved before the field existed still saves.
+    concurrent_plans = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=5,
+        initial=1,
+        label="Plans at once",
+        help_text=Environment._meta.get_field("concurrent_plans").help_text,
+    )
     app_db_dsn = forms.CharField(
         required=False,
         label="Application database connection",
@@ -83,6 +92,9 @@ class EnvironmentForm(forms.ModelForm):
         if not 1 <= hours <= 24 * 30:
             raise forms.ValidationError("Between 1 hour and 30 days.")
         return hours
+
+    def clean_concurrent_plans(self) -> int:
+        return self.cleaned_data.get("concurrent_plans") or 1
 
     def validate_unique(self) -> None:
         # Uniqueness is checked by the service, with a clearer message and under a lock.
@@ -160,3 +172,18 @@ class FreezeForm(forms.Form):
             if value is not None:
                 data[name] = value.replace(tzinfo=None).replace(tzinfo=tz)
         return data
+
+
+class DeploymentZoneForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    frontends = forms.ModelMultipleChoiceField(
+        queryset=FrontEnd.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Front-ends",
+        help_text="An application deployed to this zone is uploaded to and switched on these front-ends only.",
+    )
+
+    def __init__(self, *args, environment: Environment, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["frontends"].queryset = environment.frontends.order_by("name")

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -93,6 +94,19 @@ class Environment(models.Model):
         "on the database server during Prepare, never a change of behaviour: the running version does "
         "not depend on them. Foreign keys and checks are then added NOT VALID in the window and "
         "validated after it.",
+    )
+    concurrent_plans = models.PositiveSmallIntegerField(
+        "Plans at once",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="How many plans may hold this environment at once (1 to 5). Plans run side by side only "
+        "when they share no application and no dependency.",
+    )
+    queue_plans = models.BooleanField(
+        "Queue plans started while it is held",
+        default=False,
+        help_text="A plan started while this environment is held waits in a first-in first-out queue and "
+        "starts when it is free, instead of being refused.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -272,6 +286,25 @@ class FrontEnd(models.Model):
     def refusals(self) -> list[dict]:
         """What its agent refused lately (unsigned, forged, replayed, misdirected messages), newest first."""
         return list(reversed((self.last_report or {}).get("refused") or []))
+
+
+class DeploymentZone(models.Model):
+    """A named group of an environment's front-ends (LifeTime's deployment zone): an application
+    deployed to a zone is uploaded to and switched on that zone's front-ends only. Without a zone, an
+    application goes to every enabled front-end (the environment's default zone, "Global")."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="zones")
+    name = models.CharField(max_length=80)
+    frontends = models.ManyToManyField(FrontEnd, related_name="zones", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment__order", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="zone_name_per_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}/{self.name}"
 
 
 class EnvironmentAccess(models.Model):

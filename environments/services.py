@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg2
 from django.db import connection, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone as dj_timezone
 from django.utils.text import slugify
 from psycopg2.extensions import parse_dsn
@@ -19,7 +20,15 @@ from core import audit, encryption, outbound
 from core.actors import Actor
 from core.refusals import Refusal
 from environments import access, databases, folders
-from environments.models import AccessLevel, DeploymentWindow, Environment, EnvironmentAccess, Freeze, FrontEnd
+from environments.models import (
+    AccessLevel,
+    DeploymentWindow,
+    DeploymentZone,
+    Environment,
+    EnvironmentAccess,
+    Freeze,
+    FrontEnd,
+)
 
 ENVIRONMENT_FIELDS = (
     "name",
@@ -40,7 +49,11 @@ ENVIRONMENT_FIELDS = (
     "sql_lock_timeout_ms",
     "sql_statement_timeout_ms",
     "build_indexes_during_prepare",
+    "concurrent_plans",
+    "queue_plans",
 )
+# The zone every environment has: all its enabled front-ends (LifeTime's "Global").
+DEFAULT_ZONE_NAME = "Global"
 FRONTEND_FIELDS = ("name", "queue", "releases_root", "base_url", "health_url", "enabled")
 
 
@@ -472,3 +485,67 @@ def delete_freeze(*, actor: Actor, freeze: Freeze) -> None:
         freeze.delete()
         Environment.objects.filter(pk=environment.pk).update(updated_at=dj_timezone.now())
         _audit_environment(actor, environment, "environment.freeze_removed", message=label)
+
+
+# --- deployment zones -------------------------------------------------------------------------
+
+
+def save_zone(
+    *,
+    actor: Actor,
+    environment: Environment,
+    name: str,
+    frontends: list[FrontEnd],
+    zone: DeploymentZone | None = None,
+) -> DeploymentZone:
+    """Create or change a deployment zone: a name and the environment's front-ends it groups."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Enter a name for the zone.", field="name")
+    if name.lower() == DEFAULT_ZONE_NAME.lower():
+        raise InvalidInput(
+            f"{DEFAULT_ZONE_NAME} is the default zone (every front-end): choose another name.", field="name"
+        )
+    foreign = [fe.name for fe in frontends if fe.environment_id != environment.pk]
+    if foreign:
+        raise InvalidInput(f"Not front-ends of {environment.name}: {', '.join(foreign)}.", field="frontends")
+    creating = zone is None
+    with transaction.atomic():
+        others = DeploymentZone.objects.filter(environment=environment).exclude(pk=getattr(zone, "pk", None))
+        if others.filter(name__iexact=name).exists():
+            raise InvalidInput(f"{environment.name} already has a zone named {name!r}.", field="name")
+        before = {} if creating else {"name": zone.name, "frontends": sorted(fe.name for fe in zone.frontends.all())}
+        if creating:
+            zone = DeploymentZone(environment=environment)
+        zone.name = name
+        zone.save()
+        zone.frontends.set(frontends)
+        after = {"name": name, "frontends": sorted(fe.name for fe in frontends)}
+        audit.record(
+            actor=actor,
+            action="zone.created" if creating else "zone.changed",
+            object_type="deployment_zone",
+            object_key=zone.key,
+            object_label=str(zone),
+            environment_key=environment.key,
+            changes=audit.diff(before, after),
+        )
+    return zone
+
+
+def delete_zone(*, actor: Actor, zone: DeploymentZone) -> None:
+    """A zone a plan names stays (its plans' history needs it)."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                zone.delete()
+        except ProtectedError:
+            raise InvalidInput(f"Deployment plans name the zone {zone.name}: it stays.") from None
+        audit.record(
+            actor=actor,
+            action="zone.deleted",
+            object_type="deployment_zone",
+            object_key=zone.key,
+            object_label=str(zone),
+            environment_key=zone.environment.key,
+        )

@@ -16,6 +16,9 @@ urlpatterns = [
     path("<uuid:key>/test-connection/", views.test_connection, name="test_connection"),
     path("<uuid:key>/frontends/new/", views.frontend_create, name="frontend_create"),
     path("frontends/<uuid:key>/edit/", views.frontend_edit, name="frontend_edit"),
+    path("<uuid:key>/zones/new/", views.zone_form, name="zone_create"),
+    path("<uuid:key>/zones/<uuid:zone_key>/edit/", views.zone_form, name="zone_edit"),
+    path("<uuid:key>/zones/<uuid:zone_key>/delete/", views.zone_delete, name="zone_delete"),
     path("frontends/<uuid:key>/enabled/", views.frontend_set_enabled, name="frontend_set_enabled"),
     path("frontends/<uuid:key>/agent-key/", views.frontend_new_key, name="frontend_new_key"),
 ]

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 from core.actors import Actor
 from core.models import AuditEvent
 from environments import access, services
-from environments.forms import EnvironmentForm, FreezeForm, FrontEndForm, WindowForm
-from environments.models import AccessLevel, DeploymentWindow, Environment, Freeze, FrontEnd
+from environments.forms import DeploymentZoneForm, EnvironmentForm, FreezeForm, FrontEndForm, WindowForm
+from environments.models import AccessLevel, DeploymentWindow, DeploymentZone, Environment, Freeze, FrontEnd
 
 
 def _environment_for(request: HttpRequest, key, level: int) -> Environment:
@@ -48,6 +48,7 @@ def environment_detail(request: HttpRequest, key) -> HttpResponse:
         {
             "environment": environment,
             "frontends": environment.frontends.all(),
+            "zones": environment.zones.prefetch_related("frontends").order_by("name"),
             "can_manage": can_manage,
             "events": events,
             "windows": environment.windows.all(),
@@ -269,3 +270,41 @@ def frontend_set_enabled(request: HttpRequest, key) -> HttpResponse:
     services.set_frontend_enabled(actor=Actor.person(request.user), frontend=frontend, enabled=enabled)
     messages.success(request, f"Front-end {frontend.name} {'enabled' if enabled else 'disabled'}.")
     return redirect("environments:detail", key=frontend.environment.key)
+
+
+@login_required
+def zone_form(request: HttpRequest, key, zone_key=None) -> HttpResponse:
+    """Create (``zone_key`` None) or change a deployment zone of the environment."""
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    zone = get_object_or_404(DeploymentZone, key=zone_key, environment=environment) if zone_key else None
+    initial = {"name": zone.name, "frontends": list(zone.frontends.all())} if zone else None
+    form = DeploymentZoneForm(request.POST or None, initial=initial, environment=environment)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_zone(
+                actor=Actor.person(request.user),
+                environment=environment,
+                name=form.cleaned_data["name"],
+                frontends=list(form.cleaned_data["frontends"]),
+                zone=zone,
+            )
+        except services.InvalidInput as exc:
+            _apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Deployment zone {form.cleaned_data['name']} saved.")
+            return redirect("environments:detail", key=environment.key)
+    return render(request, "environments/zone_form.html", {"form": form, "environment": environment, "zone": zone})
+
+
+@login_required
+@require_POST
+def zone_delete(request: HttpRequest, key, zone_key) -> HttpResponse:
+    environment = _environment_for(request, key, AccessLevel.MANAGE)
+    zone = get_object_or_404(DeploymentZone, key=zone_key, environment=environment)
+    try:
+        services.delete_zone(actor=Actor.person(request.user), zone=zone)
+    except services.InvalidInput as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Deployment zone {zone.name} deleted.")
+    return redirect("environments:detail", key=environment.key)

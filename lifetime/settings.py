@@ -237,6 +237,8 @@ REAUTH_MAX_AGE_SECONDS = env_int("REAUTH_MAX_AGE_MINUTES", 5) * 60
 
 # --- request bodies, refused by their declared size before anything reads them ---------------
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+# How long a link to a version's content (GET /applications/{app}/versions/{ver}/content) works.
+CONTENT_LINK_SECONDS = env_int("CONTENT_LINK_SECONDS", 15 * 60)
 MAX_UPLOAD_BODY_BYTES = env_int("MAX_UPLOAD_BODY_BYTES", 65 * 1024 * 1024)
 MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
 
@@ -421,6 +423,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-prepared-plans": {"task": "deployments.tasks.expire_prepared_plans", "schedule": 300.0},
     "run-scheduled-continues": {"task": "deployments.tasks.run_scheduled_continues", "schedule": 15.0},
+    # Queued plans start when a plan frees their target; this catches a moment that was missed.
+    "start-queued-plans": {"task": "deployments.tasks.start_queued_plans", "schedule": 30.0},
     "warn-expiring-plans": {"task": "deployments.tasks.warn_expiring_plans", "schedule": 300.0},
     # The environment board shows each front-end agent's last answer, and the front-ends that run
     # other versions than recorded (deployments.stages.drift).

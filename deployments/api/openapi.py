@@ -152,6 +152,19 @@ SCHEMAS: dict[str, Any] = {
         required=["Version"],
     ),
     "ApplicationVersionCreated": obj({"ApplicationVersionKey": KEY}),
+    "ApplicationVersionContent": obj(
+        {
+            "url": {
+                **STRING,
+                "description": "A signed link to the version's package, valid until ExpiresOn; fetched without the "
+                "bearer token.",
+            },
+            "Sha256": {**STRING, "description": "The package's SHA-256, also sent as X-Content-SHA256 by the link."},
+            "Size": INTEGER,
+            "ExpiresOn": DATE_TIME,
+        },
+        required=["url"],
+    ),
     "ApplicationOperation": obj(
         {
             "ApplicationKey": KEY,
@@ -201,6 +214,15 @@ SCHEMAS: dict[str, Any] = {
             },
         },
         required=["SourceEnvironmentKey", "TargetEnvironmentKey"],
+    ),
+    "DeploymentUpdate": obj(
+        {
+            "Notes": {"type": ["string", "null"]},
+            "ApplicationOperations": {"type": ["array", "null"], "items": ref("ApplicationOperationCreate")},
+            "ApplicationVersionKeys": {"type": ["array", "null"], "items": KEY},
+        },
+        required=[],
+        description="What is absent stays as it was; the operations given replace the plan's.",
     ),
     "ApplicationToDeploy": obj({"ApplicationKey": KEY, "ApplicationName": STRING, "IsNew": BOOLEAN}),
     "ApplicationConflict": obj({"Message": STRING}),
@@ -392,6 +414,42 @@ PATHS: dict[str, Any] = {
             responses({200: array_of(ref("Environment")), 204: None}),
         )
     },
+    "/environments/{EnvironmentKey}/": {
+        "parameters": [ENV],
+        "get": operation("Environments_Get", "One environment.", responses({200: ref("Environment")}, 400, 403, 404)),
+    },
+    "/environments/{EnvironmentKey}/applications/": {
+        "parameters": [ENV],
+        "get": operation(
+            "Environments_ListApplications",
+            "The applications running in the environment (AppStatusInEnvs: this environment only).",
+            responses({200: array_of(ref("Application")), 204: None}, 400, 403, 404),
+            parameters=INCLUDE,
+        ),
+    },
+    "/environments/{EnvironmentKey}/deployment/": {
+        "parameters": [ENV],
+        "post": operation(
+            "Environments_DeployBinary",
+            "Deploy a package (a version's content, fetched from this console or another): it is registered "
+            "in the catalog (or found there with the same digest) and a saved plan deploying it to the "
+            "environment is created; start it and poll its status. X-Content-SHA256, when sent, must match.",
+            responses({201: KEY}, 400, 403, 404, 413),
+            requestBody={
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            parameters=[
+                {
+                    "name": "X-Content-SHA256",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                    "description": "The package's SHA-256 as the sender knows it.",
+                }
+            ],
+        ),
+    },
     "/environments/{EnvironmentKey}/applications/{ApplicationKey}/": {
         "parameters": [ENV, APP],
         "get": operation(
@@ -471,6 +529,46 @@ PATHS: dict[str, Any] = {
         "get": operation(
             "Applications_Versions_Get", "One version.", responses({200: ref("ApplicationVersion")}, 403, 404)
         ),
+        "delete": operation(
+            "Applications_Versions_Delete",
+            "Delete a version nothing uses (400 when it runs somewhere or a plan names it); needs the Deploy "
+            "right on some environment.",
+            responses({204: None}, 400, 403, 404),
+        ),
+    },
+    "/applications/{ApplicationKey}/versions/{VersionKey}/content/": {
+        "parameters": [APP, VERSION],
+        "get": operation(
+            "Applications_Versions_GetContent",
+            "A time-limited signed link to the version's package; needs the Deploy right on some environment.",
+            responses({200: ref("ApplicationVersionContent")}, 403, 404),
+        ),
+    },
+    "/downloads/{Token}/": {
+        "parameters": [
+            {
+                "name": "Token",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_:.-]+$"},
+                "description": "The signed token of a content link.",
+            }
+        ],
+        "get": operation(
+            "Downloads_Get",
+            "The package a content link points to (the link is the credential: no bearer token).",
+            {
+                "200": {
+                    "description": "The package; X-Content-SHA256 is its digest.",
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **{
+                    str(code): {"description": REASONS[code], "content": {JSON: {"schema": ref("Error")}}}
+                    for code in (403, 404, 500)
+                },
+            },
+            security=[],
+        ),
     },
     "/deployments/": {
         "get": operation(
@@ -498,6 +596,12 @@ PATHS: dict[str, Any] = {
             "The plan, what it deploys and its conflicts.",
             responses({200: ref("DeploymentDetails")}, 403, 404),
         ),
+        "put": operation(
+            "Deployments_Update",
+            "Change a saved plan's operations or notes (400 once it has started).",
+            responses({200: ref("Deployment")}, 400, 403, 404, 413),
+            requestBody=body(ref("DeploymentUpdate")),
+        ),
         "delete": operation(
             "Deployments_Delete",
             "Delete a saved plan.",
@@ -510,7 +614,18 @@ PATHS: dict[str, Any] = {
             "Deployments_Start",
             "Prepare (two-stage target) or deploy now; 202 once the plan has left saved.",
             responses({202: None}, 400, 403, 404),
-            parameters=[query("RedeployOutdated", BOOL_QUERY), query("ContinueWithErrors", BOOL_QUERY)],
+            parameters=[
+                query(
+                    "RedeployOutdated",
+                    BOOL_QUERY,
+                    "Accepted, no effect: applications deploy whole, so no consumer is left outdated.",
+                ),
+                query(
+                    "ContinueWithErrors",
+                    BOOL_QUERY,
+                    "Accepted, no effect: a plan with validation errors never starts (400 lists them).",
+                ),
+            ],
             requestBody={"required": False, "content": {JSON: {"schema": ref("StartRequest")}}},
         ),
     },

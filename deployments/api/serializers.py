@@ -20,7 +20,8 @@ from deployments.models import (
     OperationKind,
     RunningVersion,
 )
-from environments.models import Environment
+from environments.models import DeploymentZone, Environment
+from environments.services import DEFAULT_ZONE_NAME
 
 UNSET_DATE = "1900-01-01T00:00:00"
 CONSOLE_VERSION = "0.1.0"
@@ -67,8 +68,17 @@ def environment(env: Environment, *, frontends: int, details_url: str) -> dict[s
 def deployment_zone(env: Environment) -> dict[str, Any]:
     return {
         "Key": default_zone_key(env),
-        "Name": "Global",
+        "Name": DEFAULT_ZONE_NAME,
         "IsDefault": True,
+        "DeploymentTechnology": {"Key": key(FRONTEND_TECHNOLOGY_KEY), "Name": "Front-end servers"},
+    }
+
+
+def named_zone(zone: DeploymentZone) -> dict[str, Any]:
+    return {
+        "Key": key(zone.key),
+        "Name": zone.name,
+        "IsDefault": False,
         "DeploymentTechnology": {"Key": key(FRONTEND_TECHNOLOGY_KEY), "Name": "Front-end servers"},
     }
 
@@ -172,7 +182,7 @@ def deployment(plan: DeploymentPlan) -> dict[str, Any]:
                 "DeploymentOperation": f"Deploy {op.version.version}"
                 if op.kind == OperationKind.DEPLOY and op.version
                 else f"Undeploy {op.application.name}",
-                "DeploymentZoneKey": zone,
+                "DeploymentZoneKey": key(op.zone.key) if op.zone else zone,
             }
             for op in plan.operations.all()
         ],

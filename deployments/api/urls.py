@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from deployments.api import openapi, views
+from deployments.api import downloads, openapi, views
 
 app_name = "lifetimeapi"
 
@@ -11,6 +11,15 @@ KEY = r"[^/]+"
 urlpatterns = [
     re_path(r"^openapi\.json$", openapi.document, name="openapi"),
     re_path(r"^environments/?$", views.environment_list, name="environments"),
+    re_path(rf"^environments/(?P<env_key>{KEY})/?$", views.environment_detail, name="environment"),
+    re_path(
+        rf"^environments/(?P<env_key>{KEY})/applications/?$",
+        views.environment_applications,
+        name="environment_applications",
+    ),
+    re_path(
+        rf"^environments/(?P<env_key>{KEY})/deployment/?$", views.environment_deployment, name="environment_deployment"
+    ),
     re_path(
         rf"^environments/(?P<env_key>{KEY})/applications/(?P<app_key>{KEY})/?$",
         views.environment_application,
@@ -37,6 +46,12 @@ urlpatterns = [
         views.application_version,
         name="application_version",
     ),
+    re_path(
+        rf"^applications/(?P<app_key>{KEY})/versions/(?P<version_key>{KEY})/content/?$",
+        views.application_version_content,
+        name="application_version_content",
+    ),
+    re_path(r"^downloads/(?P<token>[^/]+)/?$", downloads.download, name="download"),
     re_path(r"^deployments/?$", views.deployments, name="deployments"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/?$", views.deployment, name="deployment"),
     re_path(rf"^deployments/(?P<plan_key>{KEY})/start/?$", views.deployment_start, name="deployment_start"),

@@ -1,7 +1,9 @@
 """The API's views: parse the request, check the right, call a service or a query, serialize.
 
 Rights are the console's (environments.access): view on an environment to read about it, deploy
-on the target to create, start, continue, abort or delete a plan, or to tag a version.
+on the target to create, change, start, continue, abort or delete a plan, to tag a version or to
+post a package; deploy on some environment to fetch or delete a version's content (as for
+registering one in the catalog).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -18,12 +21,15 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from packaging.version import InvalidVersion, Version
 
+from core import audit
 from core.actors import Actor
 from core.refusals import Refusal
-from deployments.api import serializers
+from core.request_limits import accepts_upload
+from deployments.api import downloads, serializers
 from deployments.api.auth import endpoint
 from deployments.api.errors import ApiError, json_body
 from deployments.api.paging import MAX_PAGE, Page
+from deployments.catalog import services as catalog
 from deployments.catalog import tagging
 from deployments.models import (
     Application,
@@ -34,13 +40,13 @@ from deployments.models import (
     PlanOperation,
     RunningVersion,
 )
-from deployments.plans import approvals
+from deployments.plans import approvals, packages
 from deployments.plans import services as plans
 from deployments.stages import drift
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from environments import access
-from environments.models import AccessLevel, Environment, FrontEnd
+from environments.models import AccessLevel, DeploymentZone, Environment, FrontEnd
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -151,6 +157,51 @@ def environment_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse(data, safe=False) if data else no_content()
 
 
+def _environment_json(request: HttpRequest, environment: Environment) -> dict[str, Any]:
+    return serializers.environment(
+        environment,
+        frontends=environment.frontends.filter(enabled=True).count(),
+        details_url=request.build_absolute_uri(reverse("environments:detail", args=[environment.key])),
+    )
+
+
+@endpoint("GET")
+def environment_detail(request: HttpRequest, env_key: str) -> HttpResponse:
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    return JsonResponse(_environment_json(request, environment))
+
+
+@endpoint("GET")
+def environment_applications(request: HttpRequest, env_key: str) -> HttpResponse:
+    """The applications running in the environment; AppStatusInEnvs holds this environment only."""
+    include_env_status = flag(request, "IncludeEnvStatus")
+    include_modules = flag(request, "IncludeModules")
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    running = list(
+        RunningVersion.objects.filter(environment=environment)
+        .select_related("environment", "version", "application")
+        .order_by("application__name")
+    )
+    if not running:
+        return no_content()
+    packages = _mobile_packages([rv.application_id for rv in running], [environment.pk]) if include_env_status else {}
+    data = [
+        serializers.application(
+            rv.application,
+            statuses=[
+                serializers.app_status_in_env(rv, packages=packages.get((rv.application_id, rv.environment_id), []))
+            ]
+            if include_env_status
+            else None,
+            include_modules=include_modules,
+        )
+        for rv in running
+    ]
+    return JsonResponse(data, safe=False)
+
+
 def _statuses(application: Application, environment_ids: list[int]) -> list[dict[str, Any]]:
     running = (
         RunningVersion.objects.filter(application=application, environment_id__in=environment_ids)
@@ -190,7 +241,9 @@ def environment_application(request: HttpRequest, env_key: str, app_key: str) ->
 def deployment_zones(request: HttpRequest, env_key: str) -> HttpResponse:
     environment = environment_or_404(env_key)
     access.require(request.user, environment, AccessLevel.VIEW)
-    return JsonResponse([serializers.deployment_zone(environment)], safe=False)
+    zones = [serializers.deployment_zone(environment)]
+    zones += [serializers.named_zone(zone) for zone in environment.zones.order_by("name")]
+    return JsonResponse(zones, safe=False)
 
 
 @endpoint("GET")
@@ -286,10 +339,7 @@ def application_detail(request: HttpRequest, app_key: str) -> HttpResponse:
 
 def _versions_in_use(versions: list[ApplicationVersion]) -> set[int]:
     """LifeTime's InUse: running somewhere, or part of a deployment plan."""
-    ids = [v.pk for v in versions]
-    used = set(RunningVersion.objects.filter(version_id__in=ids).values_list("version_id", flat=True))
-    used |= set(PlanOperation.objects.filter(version_id__in=ids).values_list("version_id", flat=True))
-    return used
+    return catalog.versions_in_use([v.pk for v in versions])
 
 
 @endpoint("GET")
@@ -326,15 +376,56 @@ def _version_order(text: str) -> Version:
         return Version("0")
 
 
-@endpoint("GET")
-def application_version(request: HttpRequest, app_key: str, version_key: str) -> HttpResponse:
-    require_some_view(request)
+def _version_or_404(app_key: str, version_key: str) -> ApplicationVersion:
     application = application_or_404(app_key)
     wanted = parse_key(version_key, "application version")
     version = application.versions.select_related("application").filter(key=wanted).first()
     if version is None:
         raise ApiError(404, f"{application.name} has no version with key {str(wanted)!r}.")
+    return version
+
+
+def require_deploy_somewhere(request: HttpRequest) -> None:
+    """A version's code (its content, deleting it) is for whoever may deploy somewhere."""
+    if not downloads.may_download(request.user):
+        raise ApiError(403, "The service account needs the Deploy right on at least one environment.")
+
+
+@endpoint("GET", "DELETE")
+def application_version(request: HttpRequest, app_key: str, version_key: str) -> HttpResponse:
+    if request.method == "DELETE":
+        require_deploy_somewhere(request)
+        version = _version_or_404(app_key, version_key)
+        catalog.delete_version(actor=Actor.of_request(request), version=version)
+        return no_content()
+    require_some_view(request)
+    version = _version_or_404(app_key, version_key)
     return JsonResponse(serializers.application_version(version, in_use=version.pk in _versions_in_use([version])))
+
+
+@endpoint("GET")
+def application_version_content(request: HttpRequest, app_key: str, version_key: str) -> HttpResponse:
+    """A time-limited signed link to the version's package (its bundle), LifeTime's ``{"url": ...}``."""
+    require_deploy_somewhere(request)
+    version = _version_or_404(app_key, version_key)
+    url, expires = downloads.link_for(request, version, request.service_account)
+    audit.record(
+        actor=Actor.of_request(request),
+        action="application_version.content_link",
+        object_type="application_version",
+        object_key=version.key,
+        object_label=f"{version.application.name} {version.version}",
+        message=f"A download link to {version.application.name} {version.version} was issued, "
+        f"valid until {serializers.date(expires)}.",
+    )
+    return JsonResponse(
+        {
+            "url": url,
+            "Sha256": version.bundle_sha256,
+            "Size": version.bundle_size,
+            "ExpiresOn": serializers.date(expires),
+        }
+    )
 
 
 # --- deployments ---------------------------------------------------------------------------
@@ -344,7 +435,9 @@ def _plans() -> QuerySet[DeploymentPlan]:
     return DeploymentPlan.objects.select_related(
         "source", "target", "created_by", "started_by", "aborted_by"
     ).prefetch_related(
-        Prefetch("operations", queryset=PlanOperation.objects.select_related("application", "version").order_by("id"))
+        Prefetch(
+            "operations", queryset=PlanOperation.objects.select_related("application", "version", "zone").order_by("id")
+        )
     )
 
 
@@ -387,7 +480,7 @@ def _create_deployment(request: HttpRequest) -> HttpResponse:
     notes = body.get("Notes") or ""
     if not isinstance(notes, str):
         raise ApiError(400, "Notes must be a string.")
-    operations = [plans.Operation(version.application, version) for version in _versions_to_deploy(body, target)]
+    operations = _operations(body, target)
     if not operations:
         raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
     plan = plans.create_plan(
@@ -399,21 +492,32 @@ def _create_deployment(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[ApplicationVersion]:
+def _zone(raw: Any, target: Environment) -> DeploymentZone | None:
+    """A DeploymentZoneKey: "" / null / the default zone's key (every front-end), or a zone of the target."""
+    if raw in (None, "") or str(raw).lower() == serializers.default_zone_key(target):
+        return None
+    try:
+        key = uuid.UUID(str(raw).strip())
+    except ValueError:
+        raise ApiError(400, f"Deployment zone {raw!r} is not a zone of {target.name}.") from None
+    zone = DeploymentZone.objects.filter(environment=target, key=key).first()
+    if zone is None:
+        raise ApiError(400, f"Deployment zone {raw!r} is not a zone of {target.name}.")
+    return zone
+
+
+def _operations(body: dict[str, Any], target: Environment) -> list[plans.Operation]:
     if "ApplicationOperations" in body and body["ApplicationOperations"] is not None:
         operations = body["ApplicationOperations"]
         if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
             raise ApiError(400, "ApplicationOperations must be a list of {ApplicationVersionKey, DeploymentZoneKey}.")
-        zone = serializers.default_zone_key(target)
-        for op in operations:
-            zone_key = op.get("DeploymentZoneKey")
-            if zone_key not in (None, "") and str(zone_key).lower() != zone:
-                raise ApiError(400, f"Deployment zone {zone_key!r} is not a zone of {target.name}.")
+        zones = [_zone(op.get("DeploymentZoneKey"), target) for op in operations]
         raw_keys = [op.get("ApplicationVersionKey") for op in operations]
     elif "ApplicationVersionKeys" in body and body["ApplicationVersionKeys"] is not None:
         raw_keys = body["ApplicationVersionKeys"]
         if not isinstance(raw_keys, list):
             raise ApiError(400, "ApplicationVersionKeys must be a list of keys.")
+        zones = [None] * len(raw_keys)
     else:
         raise ApiError(400, "ApplicationOperations is required.")
     keys = [parse_key(raw, "application version", status=400) for raw in raw_keys]
@@ -421,15 +525,17 @@ def _versions_to_deploy(body: dict[str, Any], target: Environment) -> list[Appli
     missing = [str(k) for k in keys if k not in found]
     if missing:
         raise ApiError(400, "No application version with key " + ", ".join(repr(k) for k in missing) + ".")
-    return [found[k] for k in keys]
+    return [plans.Operation(found[k].application, found[k], zone) for k, zone in zip(keys, zones, strict=True)]
 
 
-@endpoint("GET", "DELETE")
+@endpoint("GET", "PUT", "DELETE")
 def deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
     if request.method == "DELETE":
         plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
         plans.delete_plan(actor=Actor.of_request(request), plan=plan)
         return no_content()
+    if request.method == "PUT":
+        return _update_deployment(request, plan_key)
     plan = plan_or_404(request, plan_key)
     plan = _plans().get(pk=plan.pk)
     running = {rv.application_id: rv for rv in RunningVersion.objects.filter(environment=plan.target)}
@@ -437,9 +543,32 @@ def deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
     return JsonResponse(serializers.deployment_details(plan, running=running, conflicts=conflicts))
 
 
+def _update_deployment(request: HttpRequest, plan_key: str) -> HttpResponse:
+    """Replace a saved plan's operations and notes (LifeTime's PUT; only a saved plan changes)."""
+    plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
+    body = json_body(request)
+    notes = body.get("Notes", plan.notes)
+    if notes is None:
+        notes = ""
+    if not isinstance(notes, str):
+        raise ApiError(400, "Notes must be a string.")
+    if body.get("ApplicationOperations") is None and body.get("ApplicationVersionKeys") is None:
+        operations = [
+            plans.Operation(op.application, op.version, op.zone)
+            for op in plan.operations.select_related("application", "version", "zone")
+        ]
+    else:
+        operations = _operations(body, plan.target)
+        if not operations:
+            raise ApiError(400, "ApplicationOperations must list at least one ApplicationVersionKey.")
+    plans.update_plan(actor=Actor.of_request(request), plan=plan, operations=operations, notes=notes)
+    return JsonResponse(serializers.deployment(_plans().get(pk=plan.pk)))
+
+
 @endpoint("POST")
 def deployment_start(request: HttpRequest, plan_key: str) -> HttpResponse:
-    # Accepted for compatibility; the console always redeploys what the plan lists and stops on errors.
+    # Both are accepted with no effect (docs/api.md): the console deploys applications whole, so no
+    # consumer is ever left outdated to redeploy, and a plan with validation errors never starts.
     flag(request, "RedeployOutdated")
     flag(request, "ContinueWithErrors")
     plan = plan_or_404(request, plan_key, level=AccessLevel.DEPLOY)
@@ -586,3 +715,28 @@ def deployment_status(request: HttpRequest, plan_key: str) -> HttpResponse:
             approvals=status.as_api() if status is not None else None,
         )
     )
+
+
+# --- binary deployment -----------------------------------------------------------------------
+
+
+@accepts_upload(settings.MAX_UPLOAD_BODY_BYTES)
+@endpoint("POST")
+def environment_deployment(request: HttpRequest, env_key: str) -> HttpResponse:
+    """LifeTime's binary deployment: the body is a version's package (application/octet-stream).
+
+    Answers 201 with the key of a saved plan that deploys it to the environment; the client then
+    reads it, starts it and polls its status. ``X-Content-SHA256`` (or ``?Sha256=``), when sent, must
+    be the package's digest.
+    """
+    environment = environment_or_404(env_key)
+    access.require(request.user, environment, AccessLevel.DEPLOY)
+    # Read as a stream: the body was already bounded by its declared length (core.request_limits).
+    data = request.read()
+    expected = request.headers.get("X-Content-SHA256", "") or request.GET.get("Sha256", "")
+    plan = packages.deploy_package(
+        actor=Actor.of_request(request), target=environment, data=data, expected_sha256=expected
+    )
+    response = JsonResponse(serializers.key(plan.key), status=201, safe=False)
+    response["Location"] = reverse("lifetimeapi:deployment", args=[serializers.key(plan.key)])
+    return response

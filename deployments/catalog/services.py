@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.db.models import ProtectedError
 from packaging.version import Version
 
 from core import audit
 from core.actors import Actor
+from core.refusals import NotFound, Refusal
 from deployments.artifacts import store as artifacts
 from deployments.catalog.bundles import Bundle, BundleRefused, read_bundle
-from deployments.models import Application, ApplicationVersion
+from deployments.models import Application, ApplicationVersion, PlanOperation, RunningVersion
 from deployments.statements import scripts as script_analysis
 
 
@@ -97,4 +99,44 @@ def _claim_schema(*, application: Application, schema: str) -> None:
         raise BundleRefused(
             f"Schema {schema!r} belongs to the application {owner.application.name}: "
             "each application declares a schema of its own."
+        )
+
+
+class VersionInUse(Refusal):
+    """A version that runs somewhere or that a plan names stays: its plans' history needs it."""
+
+
+def versions_in_use(version_ids: list[int]) -> set[int]:
+    """LifeTime's InUse: running in some environment, or named by a deployment plan."""
+    used = set(RunningVersion.objects.filter(version_id__in=version_ids).values_list("version_id", flat=True))
+    used |= set(PlanOperation.objects.filter(version_id__in=version_ids).values_list("version_id", flat=True))
+    return used
+
+
+def delete_version(*, actor: Actor, version: ApplicationVersion) -> None:
+    """Remove a version from the catalog when nothing uses it (LifeTime's delete of a version).
+
+    The caller checks the right (the Deploy right somewhere, as for registering). The bundle's blob
+    stays in the content-addressed store (another version may share it); retention removes orphans.
+    """
+    label = f"{version.application.name} {version.version}"
+    with transaction.atomic():
+        locked = ApplicationVersion.objects.select_for_update().filter(pk=version.pk).first()
+        if locked is None:
+            raise NotFound(f"{label} is no longer in the catalog.")
+        if versions_in_use([locked.pk]):
+            raise VersionInUse(f"{label} is in use (it runs in an environment or a deployment plan names it).")
+        try:
+            with transaction.atomic():
+                locked.delete()
+        except ProtectedError:
+            raise VersionInUse(f"{label} is still referenced by the console's records.") from None
+        audit.record(
+            actor=actor,
+            action="application_version.deleted",
+            object_type="application_version",
+            object_key=version.key,
+            object_label=label,
+            changes={"bundle_sha256": [version.bundle_sha256, None]},
+            message=f"Deleted {label} from the catalog.",
         )

@@ -62,6 +62,18 @@ class ApplicationVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.application.name} {self.version}"
 
+    @property
+    def dependencies(self) -> list[tuple[str, str]]:
+        """``[(application name, PEP 440 specifier)]`` from the manifest."""
+        deps = (self.manifest or {}).get("dependencies") or []
+        if isinstance(deps, dict):
+            return [(name, str(spec or "")) for name, spec in deps.items()]
+        return [
+            (str(dep.get("application") or dep.get("name")), str(dep.get("version") or ""))
+            for dep in deps
+            if isinstance(dep, dict)
+        ]
+
 
 class RunningVersion(models.Model):
     """Which version of which application runs in which environment. Only a finished Continue writes it."""

@@ -11,7 +11,7 @@ from django.db import models
 from deployments.models.catalog import Application, ApplicationVersion
 from deployments.state import machine
 from deployments.state.machine import PlanState
-from environments.models import Environment
+from environments.models import DeploymentZone, Environment
 
 
 class DeploymentPlan(models.Model):
@@ -49,6 +49,8 @@ class DeploymentPlan(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     log_seq = models.PositiveIntegerField(default=0)
+    # When it joined its target's queue (first in, first out).
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -64,14 +66,9 @@ class DeploymentPlan(models.Model):
                 condition=models.Q(finished_at__isnull=False),
             ),
         ]
-        constraints = [
-            # One running or prepared plan per target: the database enforces what the services check.
-            models.UniqueConstraint(
-                fields=["target"],
-                condition=models.Q(state__in=sorted(machine.HOLDING)),
-                name="one_holding_plan_per_target",
-            )
-        ]
+        # How many plans hold a target, and which, is decided under a lock of the target's row
+        # (deployments.state.moves.admit): several may, when the target allows it and they share no
+        # application and no dependency.
 
     def __str__(self) -> str:
         return f"Deploy from {self.source.name} to {self.target.name}"
@@ -104,6 +101,10 @@ class DeploymentPlan(models.Model):
     @property
     def is_running(self) -> bool:
         return machine.is_running(self.state)
+
+    @property
+    def is_queued(self) -> bool:
+        return machine.is_queued(self.state)
 
     @property
     def is_waiting(self) -> bool:
@@ -200,6 +201,8 @@ class PlanOperation(models.Model):
     # Roll Back of this operation: asked for (its stage switches it), then done.
     rollback_requested_at = models.DateTimeField(null=True, blank=True)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
+    # The target's zone whose front-ends get the application; None: every enabled front-end.
+    zone = models.ForeignKey(DeploymentZone, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plan", "application"], name="one_operation_per_application")]

@@ -13,6 +13,7 @@ import zoneinfo
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import audit
@@ -38,7 +39,7 @@ from deployments.state.machine import PlanState
 from deployments.state.moves import TargetHeld, TransitionLost
 from deployments.steps.validate import Validation, validate_plan
 from environments import access, windows
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, DeploymentZone, Environment
 
 P = PlanState
 
@@ -97,6 +98,8 @@ __all__ = [
 class Operation:
     application: Application
     version: ApplicationVersion | None  # None: undeploy
+    # A deployment zone of the target: the application goes to its front-ends only (None: all).
+    zone: DeploymentZone | None = None
 
 
 # --- building plans ---------------------------------------------------------------------------
@@ -115,8 +118,11 @@ def create_plan(
     target: Environment,
     operations: list[Operation],
     notes: str = "",
+    from_package: bool = False,
 ) -> DeploymentPlan:
-    if source.pk == target.pk:
+    """``from_package``: the plan deploys a binary package posted to the target (the air-gapped
+    deployment); it has no other environment to come from, so its source is the target itself."""
+    if source.pk == target.pk and not from_package:
         raise PlanRefused("The source and the target must be different environments.")
     _require(actor, target, AccessLevel.DEPLOY)
     _require(actor, source, AccessLevel.VIEW)
@@ -130,7 +136,9 @@ def create_plan(
 
 
 def _op_label(op: Operation) -> str:
-    return f"{op.application.name} {op.version.version}" if op.version else f"undeploy {op.application.name}"
+    if op.version is None:
+        return f"undeploy {op.application.name}"
+    return f"{op.application.name} {op.version.version}" + (f" in zone {op.zone.name}" if op.zone else "")
 
 
 def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None:
@@ -141,6 +149,8 @@ def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None
         seen.add(op.application.pk)
         if op.version is not None and op.version.application_id != op.application.pk:
             raise PlanRefused(f"Version {op.version.version} is not a version of {op.application.name}.")
+        if op.zone is not None and op.zone.environment_id != plan.target_id:
+            raise PlanRefused(f"The deployment zone {op.zone.name} is not a zone of {plan.target.name}.")
     plan.operations.all().delete()
     PlanOperation.objects.bulk_create(
         PlanOperation(
@@ -148,6 +158,7 @@ def _write_operations(plan: DeploymentPlan, operations: list[Operation]) -> None
             application=op.application,
             version=op.version,
             kind=OperationKind.DEPLOY if op.version else OperationKind.UNDEPLOY,
+            zone=op.zone if op.version else None,
         )
         for op in operations
     )
@@ -181,7 +192,10 @@ def add_suggestion(*, actor: Actor, plan: DeploymentPlan, application: Applicati
     running = RunningVersion.objects.filter(environment=plan.source, application=application).first()
     if running is None:
         raise PlanRefused(f"{application.name} does not run in {plan.source.name}.")
-    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    ops = [
+        Operation(op.application, op.version, op.zone)
+        for op in plan.operations.select_related("application", "version", "zone")
+    ]
     ops = [op for op in ops if op.application.pk != application.pk] + [Operation(application, running.version)]
     return update_plan(actor=actor, plan=plan, operations=ops, notes=plan.notes)
 
@@ -220,7 +234,13 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
     """Prepare (two-stage target) or Deploy Now (both stages back to back).
 
     Deploy Now changes the target at once: it respects the target's freezes (a user with the
-    manage right overrides one with ``override_reason``) and its enforced window (a reason)."""
+    manage right overrides one with ``override_reason``) and its enforced window (a reason).
+
+    While the target cannot take the plan (held by as many plans as it allows, or by one sharing
+    an application or a dependency, or with an earlier queued plan sharing one): refused with
+    TargetHeld, or queued when the target queues plans; a queued plan starts on its turn
+    (``start_queued_plans``).
+    """
     _require(actor, plan.target, AccessLevel.DEPLOY)
     drift.refuse_if_drifted(plan.target, doing="Prepare")
     validation = validate_plan(plan)
@@ -249,11 +269,29 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
                 "Deploy in the window, or give a reason to deploy now."
             )
     with transaction.atomic():
-        # Serialise starts on the same target; the partial unique index backs this up.
-        Environment.objects.select_for_update().get(pk=plan.target_id)
-        holder = moves.holder_of(plan.target_id, excluding=plan.pk)
-        if holder is not None:
-            raise TargetHeld(holder)
+        # Every start on a target is serialised by its row: what blocking_holder answers stays true.
+        target = Environment.objects.select_for_update().get(pk=plan.target_id)
+        plan.target = target
+        held = moves.blocking_holder(plan) or _queued_ahead(plan)
+        if held is not None:
+            if not target.queue_plans:
+                raise held
+            try:
+                moves.move_plan(
+                    plan,
+                    expected={P.SAVED},
+                    to=P.QUEUED,
+                    actor=actor,
+                    reason=f"Queued: {held.message}",
+                    fields={"queued_at": timezone.now(), "started_at": timezone.now(), "started_by": actor.user},
+                )
+            except TransitionLost as exc:
+                raise PlanRefused(
+                    f"The plan is {machine.label(exc.current or '').lower()}: it cannot be started."
+                ) from None
+            append_log(plan, "info", f"Queued behind the plans holding {target.name}: {held.message}")
+            _audit(actor, "plan.queued", plan, message=held.message)
+            return plan
         _run_stage(
             plan,
             expected=frozenset({P.SAVED}),
@@ -360,6 +398,86 @@ def _overrides_written(
         )
         if override_reason:
             _audit(actor, "plan.window_overridden", plan, message=override_reason)
+
+
+def _queued_ahead(plan: DeploymentPlan) -> TargetHeld | None:
+    """A plan never overtakes an earlier queued plan it shares an application or a dependency with."""
+    mine = moves.footprint(plan)
+    earlier = DeploymentPlan.objects.filter(target_id=plan.target_id, state=P.QUEUED).exclude(pk=plan.pk)
+    if plan.queued_at is not None:
+        earlier = earlier.filter(queued_at__lt=plan.queued_at)
+    for other in earlier.select_related("started_by").order_by("queued_at", "id"):
+        shared = moves.footprint(other) & mine
+        if shared:
+            return TargetHeld(other, shared=shared)
+    return None
+
+
+def queue_position(plan: DeploymentPlan) -> int | None:
+    """1 for the first queued plan of its target; None when the plan is not queued."""
+    if not plan.is_queued or plan.queued_at is None:
+        return None
+    ahead = DeploymentPlan.objects.filter(target_id=plan.target_id, state=P.QUEUED).filter(
+        Q(queued_at__lt=plan.queued_at) | Q(queued_at=plan.queued_at, id__lt=plan.pk)
+    )
+    return ahead.count() + 1
+
+
+def start_queued_plans(*, environment_id: int) -> list[DeploymentPlan]:
+    """Start, first in first out, the queued plans the target can take now (after a plan freed it,
+    and from beat in case that moment was missed). A plan that must still wait keeps its place, and
+    no later plan sharing an application or a dependency with it goes ahead."""
+    started: list[DeploymentPlan] = []
+    actor = Actor.system("queue")
+    with transaction.atomic():
+        target = Environment.objects.select_for_update().filter(pk=environment_id).first()
+        if target is None:
+            return started
+        waiting: set[str] = set()
+        for plan in DeploymentPlan.objects.filter(target=target, state=P.QUEUED).order_by("queued_at", "id"):
+            plan.target = target
+            mine = moves.footprint(plan)
+            if mine & waiting or moves.blocking_holder(plan) is not None:
+                waiting |= mine
+                continue
+            try:
+                # A savepoint each: a plan aborted meanwhile is skipped, the others still start.
+                with transaction.atomic():
+                    _run_stage(
+                        plan,
+                        expected=frozenset({P.QUEUED}),
+                        to=P.PREPARING,
+                        kind=StageKind.PREPARE,
+                        actor=actor,
+                        reason=("Prepare Deployment" if target.two_stage_deployments else "Deploy Now")
+                        + ": its turn in the queue",
+                        audit_action="plan.started",
+                        refused="it is no longer queued.",
+                        fields={"queued_at": None},
+                    )
+            except Refusal:
+                continue
+            started.append(plan)
+    return started
+
+
+def start_all_queued_plans() -> list[DeploymentPlan]:
+    """Beat's safety net: every target with queued plans is looked at."""
+    started: list[DeploymentPlan] = []
+    for environment_id in (
+        DeploymentPlan.objects.filter(state=P.QUEUED).values_list("target_id", flat=True).distinct().order_by()
+    ):
+        started += start_queued_plans(environment_id=environment_id)
+    return started
+
+
+def plan_moved(move: moves.PlanMove) -> None:
+    """Listener: a plan that stops holding its target (or leaves its queue) may let queued ones start."""
+    if move.source not in machine.HOLDING | {P.QUEUED} or move.to in machine.HOLDING:
+        return
+    target_id = DeploymentPlan.objects.filter(pk=move.plan_id).values_list("target_id", flat=True).first()
+    if target_id is not None and DeploymentPlan.objects.filter(target_id=target_id, state=P.QUEUED).exists():
+        start_queued_plans(environment_id=target_id)
 
 
 def window_sentence(target: Environment, now: dt.datetime) -> str:
@@ -603,11 +721,11 @@ def abort_plan(*, actor: Actor, plan: DeploymentPlan, reason: str = "Abort") -> 
     now = timezone.now()
     with transaction.atomic():
         try:
-            if plan.is_waiting:
+            if plan.state in machine.ABORTS_AT_ONCE:
                 # Nothing runs: straight to aborted (pipelines read a lingering "aborting" as success).
                 moves.move_plan(
                     plan,
-                    expected=machine.WAITING,
+                    expected=machine.ABORTS_AT_ONCE,
                     to=P.ABORTED,
                     actor=actor,
                     reason=reason,
@@ -672,7 +790,10 @@ def retry_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
 
 def reuse_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
     """A new saved plan with the same source, target and operations."""
-    ops = [Operation(op.application, op.version) for op in plan.operations.select_related("application", "version")]
+    ops = [
+        Operation(op.application, op.version, op.zone)
+        for op in plan.operations.select_related("application", "version", "zone")
+    ]
     return create_plan(actor=actor, source=plan.source, target=plan.target, operations=ops, notes=plan.notes)
 
 

@@ -15,3 +15,8 @@ def expire_prepared_plans() -> list[str]:
 @shared_task(name="deployments.tasks.run_scheduled_continues")
 def run_scheduled_continues() -> list[str]:
     return [str(plan.key) for plan in services.run_scheduled_continues()]
+
+
+@shared_task(name="deployments.tasks.start_queued_plans")
+def start_queued_plans() -> list[str]:
+    return [str(plan.key) for plan in services.start_all_queued_plans()]

@@ -20,7 +20,7 @@ from deployments.plans import services as plans
 from deployments.plans.production_guard import recent_authentication_on_production
 from deployments.state import machine
 from environments import access
-from environments.models import AccessLevel, Environment
+from environments.models import AccessLevel, DeploymentZone, Environment
 
 
 def plan_for(request: HttpRequest, key, level: int = AccessLevel.VIEW) -> DeploymentPlan:
@@ -128,7 +128,11 @@ def _operations_from(request: HttpRequest) -> list[plans.Operation]:
         )
         if version is None:
             raise plans.PlanRefused(f"Choose a version of {app.name}.")
-        ops.append(plans.Operation(app, version))
+        zone_key = request.POST.get(f"zone_{app.pk}", "")
+        zone = DeploymentZone.objects.filter(key=zone_key).first() if _is_uuid(zone_key) else None
+        if zone_key and zone is None:
+            raise plans.PlanRefused(f"Choose a deployment zone of the target for {app.name}.")
+        ops.append(plans.Operation(app, version, zone))
     return ops
 
 
@@ -210,7 +214,11 @@ def plan_start(request: HttpRequest, key) -> HttpResponse:
     def act(*, actor, plan):
         return plans.start_plan(actor=actor, plan=plan, override_reason=reason)
 
-    return _act(request, key, act, "Preparing the deployment." if two else "Deploying now.")
+    if plan.target.queue_plans:
+        message = f"Started: {'preparing' if two else 'deploying'} now, or queued until {plan.target.name} can take it."
+    else:
+        message = "Preparing the deployment." if two else "Deploying now."
+    return _act(request, key, act, message)
 
 
 @login_required

@@ -24,7 +24,7 @@ from django.utils import timezone
 from core import audit
 from core.actors import Actor
 from core.refusals import Conflict, Refusal
-from deployments.models import DeploymentPlan, RunningVersion
+from deployments.models import DeploymentPlan, PlanOperation, RunningVersion
 from deployments.state import machine
 from deployments.steps import ListLog, StepFailed
 from deployments.steps.switch import releases_for, switch_frontends
@@ -46,13 +46,37 @@ def recorded_releases(environment: Environment) -> dict[str, str]:
     return releases_for(r.version for r in running)
 
 
-def differences(report: dict[str, Any], recorded: dict[str, str]) -> list[dict[str, str | None]]:
+def zoned_applications(environment: Environment) -> dict[str, set[str]]:
+    """``{application: front-end names}`` for the running versions a plan deployed to a deployment
+    zone: those front-ends run the recorded release; the others keep whatever they had, and are
+    not compared for that application."""
+    zoned: dict[str, set[str]] = {}
+    running = RunningVersion.objects.filter(environment=environment, plan__isnull=False).values_list(
+        "application_id", "plan_id"
+    )
+    pairs = {(app_id, plan_id) for app_id, plan_id in running}
+    if not pairs:
+        return zoned
+    ops = (
+        PlanOperation.objects.filter(plan_id__in={p for _, p in pairs}, zone__isnull=False)
+        .select_related("application", "zone")
+        .prefetch_related("zone__frontends")
+    )
+    for op in ops:
+        if (op.application_id, op.plan_id) in pairs:
+            zoned[op.application.name] = {fe.name for fe in op.zone.frontends.all()}
+    return zoned
+
+
+def differences(
+    report: dict[str, Any], recorded: dict[str, str], *, ignore: Iterable[str] = ()
+) -> list[dict[str, str | None]]:
     """Where one front-end's report differs from ``recorded``: a recorded application whose link
     points elsewhere (or nowhere), and an application the console does not record as running whose
     link points somewhere."""
     actual = {app: (info or {}).get("current") for app, info in (report.get("applications") or {}).items()}
     out = []
-    for app in sorted(set(recorded) | {a for a, release in actual.items() if release}):
+    for app in sorted((set(recorded) | {a for a, release in actual.items() if release}) - set(ignore)):
         if recorded.get(app) != actual.get(app):
             out.append({"application": app, "recorded": recorded.get(app), "actual": actual.get(app)})
     return out
@@ -70,10 +94,12 @@ def reconcile(environments: Iterable[Environment] | None = None) -> list[FrontEn
             drifted += list(environment.frontends.filter(enabled=True).exclude(drift=[]))
             continue
         recorded = recorded_releases(environment)
+        zoned = zoned_applications(environment)
         for fe in environment.frontends.filter(enabled=True):
             if not fe.last_report or not fe.last_report.get("ok", True):
                 continue  # no answer yet: nothing known, the last verdict stays
-            found = differences(fe.last_report, recorded)
+            elsewhere = [app for app, names in zoned.items() if fe.name not in names]
+            found = differences(fe.last_report, recorded, ignore=elsewhere)
             if found:
                 drifted.append(fe)
             if found == fe.drift:

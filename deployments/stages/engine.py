@@ -234,13 +234,31 @@ def read_target(
     return "", {name: live.description() for (name, _), live in zip(manifests, lives, strict=True)}
 
 
+def zone_frontends(plan: DeploymentPlan, frontends: Sequence[FrontEnd]) -> dict[str, set[str]]:
+    """``{application: front-end names}`` for the plan's applications deployed to a zone (the
+    zone's enabled front-ends); an application without a zone goes to every front-end."""
+    enabled = {fe.name for fe in frontends if fe.enabled}
+    only: dict[str, set[str]] = {}
+    for op in plan.operations.filter(zone__isnull=False).select_related("application", "zone"):
+        names = {fe.name for fe in op.zone.frontends.all()} & enabled
+        if not names:
+            raise StepFailed(
+                f"The deployment zone {op.zone.name} of {op.application.name} has no enabled front-end in "
+                f"{plan.target.name}."
+            )
+        only[op.application.name] = names
+    return only
+
+
 def upload(
     plan: DeploymentPlan,
     frontends: Sequence[FrontEnd],
     versions: Sequence[ApplicationVersion],
 ) -> dict[str, dict[str, Any]]:
     binaries = [Binary(v.application.name, v.version, v.binary_sha256) for v in versions]
-    result = upload_binaries(frontends=frontends, binaries=binaries, log=PlanStepLog(plan))
+    result = upload_binaries(
+        frontends=frontends, binaries=binaries, log=PlanStepLog(plan), only=zone_frontends(plan, frontends)
+    )
     details: dict[str, dict[str, Any]] = {}
     for name, uploads in result.by_frontend().items():
         details[name] = {
@@ -348,7 +366,12 @@ def switch(
     releases: dict[str, str | None] = dict(releases_for(op.version for op in deploys))
     releases.update({op.application.name: None for op in undeploys})
     result = switch_frontends(
-        frontends=frontends, releases=releases, log=log, switch_id=switch_id_for(stage), settings_links=settings_links
+        frontends=frontends,
+        releases=releases,
+        log=log,
+        switch_id=switch_id_for(stage),
+        settings_links=settings_links,
+        only=zone_frontends(plan, frontends),
     )
     return {
         fe.frontend: {"seconds": fe.seconds, "health_seconds": fe.health_seconds, "before": fe.before}

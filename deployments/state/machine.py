@@ -17,6 +17,9 @@ from django.db import models
 
 class PlanState(models.TextChoices):
     SAVED = "saved", "Saved"
+    # Started while its target was held (queue on): waits its turn, first in first out, and starts
+    # Prepare (or Deploy Now) when the target can take it. Holds nothing.
+    QUEUED = "queued", "Queued"
     # Prepare (or the first stage of Deploy Now) runs; Abort stops it at the next safe point.
     PREPARING = "preparing", "Preparing"
     # Prepare finished on a two-stage target: binaries on every front-end, nothing running changed.
@@ -50,10 +53,13 @@ RUNNING: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.APPLYING, P.AB
 WAITING: frozenset[str] = frozenset({P.PREPARED, P.SCHEDULED, P.SUSPENDED})
 # Prepared and not yet continued (scheduled or not).
 PREPARED: frozenset[str] = frozenset({P.PREPARED, P.SCHEDULED})
-# A plan in one of these holds its target environment: no other plan may start there.
+# A plan in one of these holds its target environment: another plan may start there only when the
+# target allows several at once and the plans share no application and no dependency.
 HOLDING: frozenset[str] = RUNNING | WAITING
 # Abort is allowed until Continue changes the target.
-ABORTABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING}) | WAITING
+ABORTABLE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING, P.QUEUED}) | WAITING
+# Nothing runs for these: Abort moves them straight to aborted.
+ABORTS_AT_ONCE: frozenset[str] = WAITING | {P.QUEUED}
 # Abort of a plan whose stage runs asks the stage to stop (aborting); a waiting plan aborts at once.
 ABORT_ASKS_STAGE: frozenset[str] = frozenset({P.PREPARING, P.CONTINUING})
 # Continue Deployment applies to these.
@@ -73,7 +79,8 @@ SWITCHING: frozenset[str] = frozenset({P.CONTINUING, P.APPLYING})
 ROLLBACKABLE: frozenset[str] = FINISHED
 
 PLAN_MOVES: dict[str, frozenset[str]] = {
-    P.SAVED: frozenset({P.PREPARING}),
+    P.SAVED: frozenset({P.PREPARING, P.QUEUED}),
+    P.QUEUED: frozenset({P.PREPARING, P.ABORTED}),
     P.PREPARING: frozenset({P.PREPARED, P.CONTINUING, P.SUSPENDED, P.ABORTING, P.ABORTED, P.FINISHED_WITH_ERRORS}),
     P.PREPARED: frozenset({P.PREPARING, P.CONTINUING, P.SCHEDULED, P.ABORTED}),
     P.SCHEDULED: frozenset({P.PREPARED, P.PREPARING, P.CONTINUING, P.ABORTED}),
@@ -117,6 +124,10 @@ def is_scheduled(state: str) -> bool:
 
 def is_suspended(state: str) -> bool:
     return state == P.SUSPENDED
+
+
+def is_queued(state: str) -> bool:
+    return state == P.QUEUED
 
 
 def is_running(state: str) -> bool:
@@ -177,6 +188,7 @@ def label(state: str) -> str:
 # (label, css class) as the pages tag a plan.
 _TAGS: dict[str, tuple[str, str]] = {
     P.SAVED: ("Saved", "saved"),
+    P.QUEUED: ("Queued", "saved"),
     P.PREPARING: ("Running", "running"),
     P.CONTINUING: ("Running", "running"),
     P.APPLYING: ("Running", "running"),
@@ -200,6 +212,7 @@ def tag(state: str) -> tuple[str, str]:
 # What the plans list offers to filter by: the tags people see, each a set of states.
 FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "saved": ("Saved", frozenset({P.SAVED})),
+    "queued": ("Queued", frozenset({P.QUEUED})),
     "running": ("Running", frozenset({P.PREPARING, P.CONTINUING, P.APPLYING})),
     "prepared": ("Prepared", PREPARED),
     "suspended": ("Needs intervention", frozenset({P.SUSPENDED})),
@@ -235,10 +248,14 @@ class ApiInfo(models.TextChoices):
 
     PREPARED = "deployment_prepared", "Deployment prepared"
     SUSPENDED = "deployment_suspended", "Deployment suspended"
+    # An extension: a running plan waiting in its target's queue. LifeTime's clients read any
+    # status but running and needs_user_intervention as the end, so a queued plan is "running".
+    QUEUED = "queued", "Queued"
 
 
 _API: dict[str, tuple[str, str]] = {
     P.SAVED: (ApiStatus.SAVED, ""),
+    P.QUEUED: (ApiStatus.RUNNING, ApiInfo.QUEUED),
     P.PREPARING: (ApiStatus.RUNNING, ""),
     P.CONTINUING: (ApiStatus.RUNNING, ""),
     P.APPLYING: (ApiStatus.RUNNING, ""),
@@ -266,7 +283,7 @@ def states_for_api_status(status: str) -> frozenset[str]:
 
 
 # API statuses of plans that are not over (the API lists them whatever their dates).
-NOT_OVER: frozenset[str] = frozenset({P.SAVED}) | HOLDING
+NOT_OVER: frozenset[str] = frozenset({P.SAVED, P.QUEUED}) | HOLDING
 
 
 # --- stages ------------------------------------------------------------------------------------

@@ -47,12 +47,13 @@ class TransitionLost(Conflict):
 
 
 class TargetHeld(Refusal):
-    """Another plan holds the target environment."""
+    """Another plan holds the target environment (or as many plans as it allows at once)."""
 
-    def __init__(self, holder: DeploymentPlan | None) -> None:
+    def __init__(self, holder: DeploymentPlan | None, *, shared: set[str] | None = None) -> None:
         self.holder = holder
+        why = f" (both deploy or depend on {', '.join(sorted(shared))})" if shared else ""
         super().__init__(
-            f"{holder_label(holder)} holds the target environment; it must be continued, aborted or expire first."
+            f"{holder_label(holder)} holds the target environment{why}; it must be continued, aborted or expire first."
         )
 
 
@@ -63,11 +64,48 @@ def holder_label(holder: DeploymentPlan | None) -> str:
     return f"Plan {holder.key} ({holder.state_label.lower()}, by {who})"
 
 
-def holder_of(environment_id: int, *, excluding: int | None = None) -> DeploymentPlan | None:
+def holders_of(environment_id: int, *, excluding: int | None = None) -> list[DeploymentPlan]:
+    """The plans holding the environment, oldest start first."""
     qs = DeploymentPlan.objects.select_related("started_by").filter(target_id=environment_id, state__in=machine.HOLDING)
     if excluding is not None:
         qs = qs.exclude(pk=excluding)
-    return qs.first()
+    return list(qs.order_by("started_at", "id"))
+
+
+def holder_of(environment_id: int, *, excluding: int | None = None) -> DeploymentPlan | None:
+    holders = holders_of(environment_id, excluding=excluding)
+    return holders[0] if holders else None
+
+
+def footprint(plan: DeploymentPlan) -> set[str]:
+    """The applications a plan deploys or undeploys, and those its versions depend on: two plans
+    run side by side only when their footprints do not meet."""
+    names: set[str] = set()
+    for op in plan.operations.select_related("application", "version"):
+        names.add(op.application.name)
+        if op.version is not None:
+            names.update(name for name, _spec in op.version.dependencies)
+    return names
+
+
+def blocking_holder(plan: DeploymentPlan) -> TargetHeld | None:
+    """Why ``plan`` cannot take its target now (a TargetHeld to raise), or None when it may.
+
+    Call it holding the lock of the target's row, as every start does: the answer stays true
+    until that transaction ends. A holder that shares an application or a dependency blocks;
+    otherwise the target's limit of plans at once does.
+    """
+    holders = holders_of(plan.target_id, excluding=plan.pk)
+    if not holders:
+        return None
+    mine = footprint(plan)
+    for holder in holders:
+        shared = footprint(holder) & mine
+        if shared:
+            return TargetHeld(holder, shared=shared)
+    if len(holders) >= max(1, plan.target.concurrent_plans):
+        return TargetHeld(holders[0])
+    return None
 
 
 class StaleAttempt(Conflict):
@@ -178,9 +216,9 @@ def move_plan(
 ) -> DeploymentPlan:
     """Move ``plan`` from one of ``expected`` to ``to``; TransitionLost when it was not there.
 
-    ``extra_filter`` narrows the compare-and-set; ``fields`` are written in the same UPDATE. A move
-    into a holding state that another plan of the target already holds raises TargetHeld (the
-    database's partial unique index decides). The in-memory ``plan`` is refreshed.
+    ``extra_filter`` narrows the compare-and-set; ``fields`` are written in the same UPDATE. Whether
+    a plan may take its target is decided before, under the lock of the target's row
+    (``blocking_holder``). The in-memory ``plan`` is refreshed.
     """
     expected_set = frozenset(expected)
     for source in expected_set:
@@ -196,12 +234,7 @@ def move_plan(
         qs = DeploymentPlan.objects.filter(pk=plan.pk, state__in=expected_set)
         if extra_filter is not None:
             qs = qs.filter(extra_filter)
-        try:
-            with transaction.atomic():
-                moved = qs.update(**values)
-        except IntegrityError:
-            # The partial unique index on (target) for holding states: somebody else got there first.
-            raise TargetHeld(holder_of(plan.target_id, excluding=plan.pk)) from None
+        moved = qs.update(**values)
         if moved != 1:
             raise TransitionLost(plan.pk, expected_set, to)
         Transition.objects.create(

@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection
-from django.db.models import OuterRef, Prefetch, Subquery, prefetch_related_objects
+from django.db.models import OuterRef, Prefetch, Q, Subquery, prefetch_related_objects
 from django.utils import timezone
 
 from core.durations import seconds_label
@@ -76,6 +77,12 @@ class EnvironmentCard:
     # The freeze in force, or the next one (within the coming weeks).
     freeze: Any = None
     frozen_now: bool = False
+    # Plans holding the environment side by side with ``holder`` (the first started), and the
+    # plans waiting in its queue, first in first out.
+    also_holding: list[DeploymentPlan] = dataclasses.field(default_factory=list)
+    queued: list[DeploymentPlan] = dataclasses.field(default_factory=list)
+    # Deployment zones: {name: front-end names}.
+    zones: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def sql_estimate_label(self) -> str:
@@ -123,9 +130,11 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
         .order_by("application__name")
     ):
         running.setdefault(rv.environment_id, []).append(rv)
-    holders = {
-        plan.target_id: plan
-        for plan in DeploymentPlan.objects.filter(target_id__in=env_ids, state__in=machine.HOLDING)
+    # Holders and queued plans in one query: the board costs the same queries however many there are.
+    all_holders: dict[int, list[DeploymentPlan]] = {}
+    queued: dict[int, list[DeploymentPlan]] = {}
+    for plan in (
+        DeploymentPlan.objects.filter(target_id__in=env_ids, state__in=machine.HOLDING | {machine.P.QUEUED})
         .select_related("source", "target", "started_by")
         .prefetch_related(
             Prefetch(
@@ -135,7 +144,12 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                 ),
             )
         )
-    }
+        .order_by("started_at", "id")
+    ):
+        (queued if plan.is_queued else all_holders).setdefault(plan.target_id, []).append(plan)
+    for waiting in queued.values():
+        waiting.sort(key=lambda plan: (plan.queued_at or plan.created_at, plan.pk))
+    holders = {env_id: plans[0] for env_id, plans in all_holders.items()}
     # The newest final plan of each environment, in one query: a LIMIT 1 subquery per environment
     # reads one entry of the (target, finished_at) index, where DISTINCT ON sorted the whole history.
     newest_final = (
@@ -160,8 +174,16 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
         pessimistic += float(totals.get("pessimistic_s", rehearsal or 0.0))
         estimates[plan_id] = (typical, pessimistic)
     agents: dict[int, list[AgentState]] = {}
-    for fe in FrontEnd.objects.filter(environment_id__in=env_ids).order_by("name"):
+    zones: dict[int, dict[str, list[str]]] = {}
+    # The zones of each front-end in the same query (an aggregate), not one more per environment.
+    for fe in (
+        FrontEnd.objects.filter(environment_id__in=env_ids)
+        .annotate(zone_names=ArrayAgg("zones__name", filter=Q(zones__isnull=False), distinct=True, default=[]))
+        .order_by("name")
+    ):
         agents.setdefault(fe.environment_id, []).append(_agent_state(fe, now))
+        for zone in sorted(fe.zone_names):
+            zones.setdefault(fe.environment_id, {}).setdefault(zone, []).append(fe.name)
     cards = []
     for env in environments:
         holder = holders.get(env.pk)
@@ -212,6 +234,9 @@ def environment_cards(environments: list[Environment], *, now: dt.datetime | Non
                     if holder is not None and holder.is_prepared and env.approvals_required
                     else None
                 ),
+                also_holding=all_holders.get(env.pk, [])[1:],
+                zones=dict(sorted(zones.get(env.pk, {}).items())),
+                queued=queued.get(env.pk, []),
             )
         )
     return cards

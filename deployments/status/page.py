@@ -28,6 +28,7 @@ from deployments.models import (
     Step,
 )
 from deployments.plans import approvals
+from deployments.plans import services as plans
 from deployments.stages.estimate import continue_estimate
 from deployments.state import machine
 from deployments.statements.parse import FLAG_LABELS
@@ -154,6 +155,7 @@ def _live_context(
         "frontend_count": frontends,
         "expires_at": plan.expires_at,
         "now": now,
+        "queue_position": plans.queue_position(plan),
     }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.releases import release_name
@@ -66,6 +66,13 @@ def releases_for(versions: Iterable[ApplicationVersion]) -> dict[str, str]:
     return {v.application.name: release_name(v.version, v.binary_sha256) for v in versions}
 
 
+def _settings_of(settings_links: Mapping[str, str | None] | None, links: Mapping[str, str | None]) -> dict:
+    """The settings documents of the applications this front-end switches (a zone's applications
+    only on its front-ends)."""
+    mine = {app: digest for app, digest in (settings_links or {}).items() if app in links}
+    return {"settings_links": mine} if mine else {}
+
+
 def switch_frontends(
     *,
     frontends: Sequence[FrontEnd],
@@ -75,8 +82,12 @@ def switch_frontends(
     timeout_s: float = SWITCH_TIMEOUT_S,
     health_timeout_s: float = HEALTH_TIMEOUT_S,
     settings_links: Mapping[str, str | None] | None = None,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> SwitchResult:
     """Switch every enabled front-end in ``frontends`` to ``releases``; all or nothing.
+
+    ``only``: ``{application: front-end names}`` for applications deployed to a zone: their links
+    change on those front-ends only; a front-end with no link to change is not called.
 
     Returns per front-end what its links pointed to before, with timings. On any failure the
     switched front-ends are reverted and StepFailed says which front-end failed and how; its
@@ -91,6 +102,14 @@ def switch_frontends(
     if not releases:
         raise StepFailed("Nothing to switch: the plan deploys no web release.")
     links = dict(releases)
+    only = only or {}
+
+    def links_of(fe: FrontEnd) -> dict[str, str | None]:
+        return {app: rel for app, rel in links.items() if app not in only or fe.name in only[app]}
+
+    frontends = [fe for fe in frontends if links_of(fe)]
+    if not frontends:
+        raise StepFailed("No enabled front-end of the deployment zones to switch.")
     log.info(f"Switching {len(frontends)} front-end(s): {_links(links)}.")
     log.progress(0, len(frontends))
     done = 0
@@ -108,10 +127,10 @@ def switch_frontends(
                 {
                     "releases_root": fe.releases_root,
                     "switch_id": switch_id,
-                    "links": links,
+                    "links": links_of(fe),
                     "health_url": fe.health_url,
                     "health_timeout_s": min(health_timeout_s, timeout_s * 0.8),
-                    **({"settings_links": dict(settings_links)} if settings_links else {}),
+                    **_settings_of(settings_links, links_of(fe)),
                 },
             ),
             # A switch that reaches an agent after the console gave up must not run.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from agent.releases import release_name
 from deployments.steps import StepFailed, StepLog
@@ -62,17 +62,26 @@ def upload_binaries(
     binaries: Sequence[Binary],
     log: StepLog,
     timeout_s: float = UPLOAD_TIMEOUT_S,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> UploadResult:
     """Send one upload per (front-end, binary) to each front-end's queue and wait for all of them.
 
-    Front-ends download in parallel (each agent works through its own queue one task at a time).
-    Raises StepFailed naming every front-end that failed; what runs is never touched.
+    ``only``: ``{application: front-end names}`` for applications deployed to a zone; the others go
+    to every front-end. Front-ends download in parallel (each agent works through its own queue one
+    task at a time). Raises StepFailed naming every front-end that failed; what runs is never touched.
     """
     started = time.monotonic()
     frontends = [fe for fe in frontends if fe.enabled]
     if not frontends:
         raise StepFailed("The target environment has no enabled front-end to upload to.")
-    total = len(frontends) * len(binaries)
+    only = only or {}
+    pairs = [
+        (fe, binary)
+        for fe in frontends
+        for binary in binaries
+        if binary.application not in only or fe.name in only[binary.application]
+    ]
+    total = len(pairs)
     log.progress(0, total)
     calls = [
         send(
@@ -88,8 +97,7 @@ def upload_binaries(
             ),
             expires_in_s=timeout_s,
         )
-        for fe in frontends
-        for binary in binaries
+        for fe, binary in pairs
     ]
     done = 0
 

@@ -40,16 +40,7 @@ class Validation:
 
 def dependencies_of(version: ApplicationVersion | None) -> list[tuple[str, str]]:
     """``[(application name, PEP 440 specifier)]`` from the manifest."""
-    if version is None:
-        return []
-    deps = (version.manifest or {}).get("dependencies") or []
-    if isinstance(deps, dict):
-        return [(name, str(spec or "")) for name, spec in deps.items()]
-    out = []
-    for dep in deps:
-        if isinstance(dep, dict):
-            out.append((str(dep.get("application") or dep.get("name")), str(dep.get("version") or "")))
-    return out
+    return version.dependencies if version is not None else []
 
 
 def _satisfies(version: str, spec: str) -> bool:

@@ -126,3 +126,53 @@ def test_a_pipeline_deploys_in_one_stage_tags_and_deploys_in_two_stages_through_
         )
     )
     assert actors == {"release-pipeline"}
+
+
+def test_a_package_fetched_through_its_content_link_is_deployed_by_posting_its_bytes(engine, tmp_path):  # noqa: F811
+    """The OutSystems client's two air-gapped flows, call for call: ``fetch_apps_packages`` (the
+    version's content link, then the link fetched with the raw token) and
+    ``deploy_package_to_target_env`` (the bytes posted to /environments/{key}/deployment, the plan
+    read, started and polled). The catalog forgets the version in between, as a second console
+    that never had it: the post registers it again, checked by digest."""
+    engine.start_worker()
+    dev = engine.environments["Development"]
+    test = engine.environment("Test", order=2, two_stage=False, app_db=engine.app_databases.create())
+    v110 = engine.version("hr_core", "1.1.0")
+    token = create_token("air-gap-pipeline", {dev: AccessLevel.DEPLOY, test: AccessLevel.DEPLOY})
+    api = Pipeline(engine.console_url, token)
+
+    # fetch_apps_packages: environment key by name, the version, its content link, the download.
+    (source,) = [e for e in api.call("GET", "/environments", 200).json() if e["Name"] == "Development"]
+    versions = api.call("GET", f"/applications/{v110.application.key}/versions", 200).json()
+    assert versions[0]["Key"] == str(v110.key)
+    link = api.call("GET", f"/applications/{v110.application.key}/versions/{v110.key}/content", 200).json()
+    download = requests.get(link["url"], headers={"authorization": token}, timeout=30)
+    assert download.status_code == 200 and download.headers["X-Content-SHA256"] == link["Sha256"]
+    package = tmp_path / "hr_core.1.1.0.oap"
+    package.write_bytes(download.content)
+    assert source["Key"] == str(dev.key)
+
+    api.call("DELETE", f"/applications/{v110.application.key}/versions/{v110.key}", 204)
+    assert not ApplicationVersion.objects.filter(key=v110.key).exists()
+
+    # deploy_package_to_target_env: nothing running on the target, the bytes posted, read, started, polled.
+    busy = [d for d in api.call("GET", "/deployments", 200).json() if d["TargetEnvironmentKey"] == str(test.key)]
+    assert not busy
+    posted = requests.post(
+        f"{api.base}/environments/{test.key}/deployment",
+        data=package.read_bytes(),
+        headers={"content-type": "application/octet-stream", "authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert posted.status_code == 201, posted.text
+    key = posted.json()
+    assert api.call("GET", f"/deployments/{key}", 200).json()["ApplicationConflicts"] == []
+    api.call("POST", f"/deployments/{key}/start?RedeployOutdated=False", 202)
+    api.wait(key, FINISHED_OK)
+
+    registered = ApplicationVersion.objects.get(application__name="hr_core", version="1.1.0")
+    assert registered.key != v110.key and registered.bundle_sha256 == link["Sha256"]
+    assert api.running_version(test, registered) == str(registered.key)
+    assert engine.answers("Test", "/hr_core") == ["hr_core 1.1.0", "hr_core 1.1.0"]
+    listed = api.call("GET", f"/applications/{registered.application.key}/versions", 200).json()
+    assert [v["Key"] for v in listed] == [str(registered.key)]

@@ -133,6 +133,9 @@ def test_the_openapi_document_is_served_and_describes_every_route(db):
         assert schema in document["components"]["schemas"]
     assert set(document["paths"]) == {
         "/environments/",
+        "/environments/{EnvironmentKey}/",
+        "/environments/{EnvironmentKey}/applications/",
+        "/environments/{EnvironmentKey}/deployment/",
         "/environments/{EnvironmentKey}/applications/{ApplicationKey}/",
         "/environments/{EnvironmentKey}/applications/{ApplicationKey}/versions/",
         "/environments/{EnvironmentKey}/deploymentzones/",
@@ -142,6 +145,8 @@ def test_the_openapi_document_is_served_and_describes_every_route(db):
         "/applications/{ApplicationKey}/",
         "/applications/{ApplicationKey}/versions/",
         "/applications/{ApplicationKey}/versions/{VersionKey}/",
+        "/applications/{ApplicationKey}/versions/{VersionKey}/content/",
+        "/downloads/{Token}/",
         "/deployments/",
         "/deployments/{DeploymentKey}/",
         "/deployments/{DeploymentKey}/start/",

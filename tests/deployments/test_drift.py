@@ -128,3 +128,36 @@ def test_a_front_end_that_starts_to_drift_is_notified_once(landscape, admin_user
         "Front-end fe2 of Production: hr_core: recorded nothing, runs 1.1.0-abcdef123456"
         in (deliveries[0].payload["reason"])
     )
+
+
+def test_an_application_deployed_to_a_zone_is_not_drifted_on_the_other_front_ends(landscape, versions, release_user):
+    """A zone's application runs the recorded release on the zone's front-ends only: the others keep
+    what they had, and only a zone front-end running something else is drifted."""
+    from django.utils import timezone
+
+    from deployments.models import RunningVersion
+    from deployments.steps.switch import releases_for
+
+    prod = landscape["Production"]
+    fe1, fe2 = prod.frontends.order_by("name")
+    zone = env_services.save_zone(actor=SYSTEM, environment=prod, name="Public", frontends=[fe1])
+    version = versions("hr_core", "1.0.0")
+    plan = plans.create_plan(
+        actor=Actor.person(release_user),
+        source=landscape["Test"],
+        target=prod,
+        operations=[plans.Operation(application=version.application, version=version, zone=zone)],
+        notes="hr_core to the public zone",
+    )
+    RunningVersion.objects.create(
+        environment=prod, application=version.application, version=version, since=timezone.now(), plan=plan
+    )
+    release = releases_for([version])["hr_core"]
+    _report(fe1, {"hr_core": release})
+    _report(fe2, {"hr_core": "0.9.0-0123456789ab"})
+    drift.reconcile([prod])
+    assert drift.drifted_frontends(prod) == []
+    # The zone's own front-end running another release is drifted.
+    _report(fe1, {"hr_core": None})
+    drift.reconcile([prod])
+    assert [fe.name for fe in drift.drifted_frontends(prod)] == [fe1.name]

@@ -106,12 +106,14 @@ def test_a_prepared_plan_holds_its_target_and_says_which_plan_holds_it(landscape
     plans.start_plan(actor=Actor.person(release_user), plan=third)
 
 
-def test_the_database_refuses_two_holding_plans_even_past_the_service(landscape, release_user, versions):
+def test_a_plan_for_an_application_a_holder_deploys_is_refused_whatever_the_limit(landscape, release_user, versions):
     v = versions("hr_core", "1.0.0")
+    target = landscape["Production"]
+    target.concurrent_plans = 5
+    target.save(update_fields=["concurrent_plans"])
     _prepared(_plan(landscape, release_user, [v]))
-    other = _plan(landscape, release_user, [v])
-    with pytest.raises(moves.TargetHeld):
-        moves.move_plan(other, expected={S.SAVED}, to=S.PREPARING, actor=Actor.system("test"))
+    with pytest.raises(moves.TargetHeld, match="hr_core"):
+        plans.start_plan(actor=Actor.person(release_user), plan=_plan(landscape, release_user, [v]))
 
 
 def test_a_second_continue_gets_already_running(landscape, release_user, versions):

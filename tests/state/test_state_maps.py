@@ -19,6 +19,9 @@ SYSTEM = Actor.system("test")
 # The moves people expect, written out once more here, independently of the code under test.
 PLAN_MOVES = {
     (P.SAVED, P.PREPARING),  # Prepare Deployment / Deploy Now
+    (P.SAVED, P.QUEUED),  # started while the target is held, the target queueing plans
+    (P.QUEUED, P.PREPARING),  # its turn in the queue
+    (P.QUEUED, P.ABORTED),  # Abort while queued
     (P.PREPARING, P.PREPARED),  # Prepare finished on a two-stage target
     (P.PREPARING, P.CONTINUING),  # Deploy Now: Continue follows at once
     (P.PREPARING, P.SUSPENDED),
@@ -93,7 +96,14 @@ def test_the_questions_people_ask():
         P.ROLLING_BACK,
     }
     assert {s for s in P if machine.may_roll_back(s)} == set(machine.FINISHED)
-    assert {s for s in P if machine.may_abort(s)} == {P.PREPARING, P.PREPARED, P.SCHEDULED, P.SUSPENDED, P.CONTINUING}
+    assert {s for s in P if machine.may_abort(s)} == {
+        P.QUEUED,
+        P.PREPARING,
+        P.PREPARED,
+        P.SCHEDULED,
+        P.SUSPENDED,
+        P.CONTINUING,
+    }
     assert {s for s in P if machine.may_continue(s)} == {P.PREPARED, P.SCHEDULED, P.SUSPENDED}
     assert {s for s in P if machine.is_prepared(s)} == {P.PREPARED, P.SCHEDULED}
     assert {s for s in P if machine.past_point_of_no_return(s)} == {P.APPLYING}
@@ -108,7 +118,15 @@ def test_lifetime_words_are_derived_from_the_state():
     assert machine.api_status(P.SUSPENDED) == ("needs_user_intervention", "deployment_suspended")
     for state in (P.PREPARING, P.CONTINUING, P.APPLYING, P.ROLLING_BACK):
         assert machine.api_status(state) == ("running", "")
-    assert machine.states_for_api_status("running") == {P.PREPARING, P.CONTINUING, P.APPLYING, P.ROLLING_BACK}
+    # A queued plan is "running" with Info "queued": LifeTime's clients read any other status as the end.
+    assert machine.api_status(P.QUEUED) == ("running", "queued")
+    assert machine.states_for_api_status("running") == {
+        P.QUEUED,
+        P.PREPARING,
+        P.CONTINUING,
+        P.APPLYING,
+        P.ROLLING_BACK,
+    }
     assert machine.api_status(P.ROLLED_BACK) == ("rolled_back", "")
     for state in P:
         status, info = machine.api_status(state)
