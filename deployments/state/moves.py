@@ -194,11 +194,14 @@ def on_plan_move(listener: PlanListener) -> PlanListener:
 
 
 def _tell_listeners(move: PlanMove) -> None:
-    for listener in list(_listeners):
-        try:
-            listener(move)
-        except Exception:
-            logger.exception("listener %r failed on the move of plan %s to %s", listener, move.plan_id, move.to)
+    # The move is committed: what a listener does in reply (start the next queued plan, say) is not
+    # a write of the stage attempt that made the move, and is not fenced by it.
+    with ended_attempt():
+        for listener in list(_listeners):
+            try:
+                listener(move)
+            except Exception:
+                logger.exception("listener %r failed on the move of plan %s to %s", listener, move.plan_id, move.to)
 
 
 # --- plans --------------------------------------------------------------------------------------

@@ -154,5 +154,6 @@ def test_the_openapi_document_is_served_and_describes_every_route(db):
         "/deployments/{DeploymentKey}/approve/",
         "/deployments/{DeploymentKey}/reject/",
         "/deployments/{DeploymentKey}/abort/",
+        "/deployments/{DeploymentKey}/rollback/",
         "/deployments/{DeploymentKey}/status/",
     }

@@ -142,6 +142,9 @@ def test_an_application_deployed_to_a_zone_is_not_drifted_on_the_other_front_end
     fe1, fe2 = prod.frontends.order_by("name")
     zone = env_services.save_zone(actor=SYSTEM, environment=prod, name="Public", frontends=[fe1])
     version = versions("hr_core", "1.0.0")
+    # As compiled (the release folder names the binary's digest).
+    version.binary_sha256 = "ab" * 32
+    version.save(update_fields=["binary_sha256"])
     plan = plans.create_plan(
         actor=Actor.person(release_user),
         source=landscape["Test"],
