@@ -209,6 +209,14 @@ if [ "$FOR_TESTS" -eq 1 ]; then
   fi
 fi
 
+# --- The OutSystems CI/CD client, run unchanged by tests/api/test_outsystems_client.py ---------
+if [ "$FOR_TESTS" -eq 1 ]; then
+  if [ "$(cat "$DATA/outsystems-client/.installed" 2>/dev/null)" != "outsystems-pipeline==0.11.0" ]; then
+    say "installing the OutSystems CI/CD client (.data/outsystems-client)"
+  fi
+  "$ROOT/scripts/outsystems_client.sh" >/dev/null
+fi
+
 # --- The console's database --------------------------------------------------------------
 $PY scripts/ensure_database.py
 if [ "$FOR_TESTS" -eq 0 ]; then
