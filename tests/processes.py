@@ -295,9 +295,10 @@ class Beat(Process):
 class RedisServer(Process):
     """A private ``redis-server`` on a free port, keeping its data in ``folder`` the way the
     project's own Redis must (append-only file, never evicting): a test may flush it, stop it and
-    start it again without touching anybody else's Redis."""
+    start it again without touching anybody else's Redis. ``keeps_data=False``: a Redis as installed
+    without the project's settings, which forgets everything when it restarts."""
 
-    def __init__(self, *, folder: Path | str, port: int | None = None) -> None:
+    def __init__(self, *, folder: Path | str, port: int | None = None, keeps_data: bool = True) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -313,7 +314,7 @@ class RedisServer(Process):
             "--save",
             "",
             "--appendonly",
-            "yes",
+            "yes" if keeps_data else "no",
             "--appendfsync",
             "everysec",
             "--maxmemory-policy",

@@ -6,6 +6,7 @@ front-ends answer over HTTP, the tables in the target database."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -216,16 +217,24 @@ def point_celery_at(url: str | None) -> None:
         celery_app._pool.force_close_all()
         celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    # The result backend of before stops listening now, while its Redis still runs (otherwise it
+    # keeps trying to reconnect to a Redis the test has stopped).
+    backend = celery_app._backend_cache or getattr(celery_app._local, "backend", None)
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        with contextlib.suppress(Exception):
+            consumer.stop()
     celery_app._backend_cache = None
     celery_app._local.__dict__.pop("backend", None)
 
 
 @pytest.fixture
-def private_redis(tmp_path, settings) -> Iterator[RedisServer]:
+def private_redis(request, tmp_path, settings) -> Iterator[RedisServer]:
     """A redis-server of the test's own (append-only file, in the test's folder, on a free port),
     which the test may flush or restart. The workers, beat and agents the test starts afterwards,
-    and this process's Celery app, use it. Request it before ``engine``."""
-    server = RedisServer(folder=tmp_path / "redis")
+    and this process's Celery app, use it. Request it before ``engine``. Parametrized indirectly
+    with False, it keeps no data across a restart."""
+    server = RedisServer(folder=tmp_path / "redis", keeps_data=getattr(request, "param", True))
     server.start()
     server.wait_ready()
     settings.REDIS_URL = server.url
