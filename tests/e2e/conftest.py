@@ -224,6 +224,9 @@ def point_celery_at(url: str | None) -> None:
     if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
         with contextlib.suppress(Exception):
             consumer.stop()
+        # Results still pending then are not listened for any more (no unsubscribe, no reconnect).
+        consumer._pubsub = None
+        consumer.subscribed_to = set()
     celery_app._backend_cache = None
     celery_app._local.__dict__.pop("backend", None)
 
