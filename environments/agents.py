@@ -121,62 +121,6 @@ def wait(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None)
     return calls
 
 
-# --- through a broker that drops for a moment (a Redis restart, a dropped connection) -----------
-
-
-def send_safely(call: AgentCall, *, expires_in_s: float | None = None) -> AgentCall:
-    """``send``, where any failure to send (the broker unreachable, a key that cannot be read) is
-    this front-end's failure, never an exception that skips what the caller does about a failed
-    front-end (the switch's all-or-nothing revert, the upload's sentence naming it)."""
-    try:
-        return send(call, expires_in_s=expires_in_s)
-    except Exception as exc:
-        call.result = None
-        call.error = f"could not be sent {call.task} ({error_sentence(exc)})"
-        return call
-
-
-def send_retrying(call: AgentCall, *, retry_s: float, expires_in_s: float | None = None) -> AgentCall:
-    """``send_safely``, tried again every second for ``retry_s`` while the broker cannot be reached
-    (a key that cannot be read is not retried: waiting does not make it readable)."""
-    try:
-        retry = bool(call.frontend.agent_key())
-    except Exception:
-        retry = False
-    deadline = time.monotonic() + retry_s
-    while True:
-        send_safely(call, expires_in_s=expires_in_s)
-        if call.result is not None or not retry or time.monotonic() >= deadline:
-            return call
-        time.sleep(1.0)
-
-
-def wait_through_blips(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None) -> None:
-    """``wait``, reading on through a broker that drops for a moment (its append-only file keeps the
-    answers); past the deadline, or on anything else, the answers not in count as failures."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            wait(calls, timeout_s=max(0.0, deadline - time.monotonic()), on_answer=on_answer)
-            return
-        except Exception as exc:
-            if time.monotonic() >= deadline:
-                mark_unanswered(calls, exc)
-                return
-            time.sleep(0.5)
-
-
-def mark_unanswered(calls: Sequence[AgentCall], exc: BaseException) -> None:
-    for call in calls:
-        if call.answer is None and not call.error:
-            call.error = f"its answer could not be read ({error_sentence(exc)})"
-
-
-def error_sentence(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
-
-
 def _pause(seconds: float) -> None:
     """Sleep, but read the result channel meanwhile when the backend has one (Redis pub/sub).
 

@@ -22,13 +22,7 @@ from typing import Any
 from agent.releases import release_name
 from deployments.models import ApplicationVersion
 from deployments.steps import StepFailed, StepLog
-from environments.agents import (
-    AgentCall,
-    mark_unanswered,
-    send_retrying,
-    wait,
-    wait_through_blips,
-)
+from environments.agents import AgentCall, send, wait
 from environments.models import Environment, FrontEnd
 
 SWITCH_TIMEOUT_S = 30.0
@@ -126,7 +120,7 @@ def switch_frontends(
         log.progress(done, len(frontends))
 
     calls = [
-        send_retrying(
+        _send_retrying(
             AgentCall(
                 fe,
                 "agent.switch",
@@ -146,7 +140,7 @@ def switch_frontends(
         )
         for fe in frontends
     ]
-    wait_through_blips(calls, timeout_s=timeout_s, on_answer=on_answer)
+    _wait_through_blips(calls, timeout_s=timeout_s, on_answer=on_answer)
 
     if all(call.ok for call in calls):
         outcomes = [_outcome(call, "switched") for call in calls]
@@ -187,7 +181,7 @@ def revert_switch(
     try:
         wait(calls, timeout_s=timeout_s)
     except Exception as exc:
-        mark_unanswered(calls, exc)
+        _unanswered(calls, exc)
     outcomes = []
     for call in calls:
         restored = (call.answer or {}).get("restored") or {}
@@ -234,7 +228,7 @@ def _revert(
     try:
         wait(answered, timeout_s=timeout_s)
     except Exception as exc:
-        mark_unanswered(answered, exc)
+        _unanswered(answered, exc)
     outcomes: list[FrontEndSwitch] = []
     problems: list[str] = []
     for call, revert in zip(calls, reverts, strict=True):
@@ -267,10 +261,62 @@ def _revert(
     return outcomes, problems
 
 
+def _send_safely(call: AgentCall, *, expires_in_s: float | None = None) -> AgentCall:
+    """``send``, where any failure to send (the broker unreachable, a key that cannot be read) is
+    this front-end's failure, never an exception that skips the all-or-nothing revert."""
+    try:
+        return send(call, expires_in_s=expires_in_s)
+    except Exception as exc:
+        call.result = None
+        call.error = f"could not be sent {call.task} ({_sentence(exc)})"
+        return call
+
+
 def _send_revert(call: AgentCall) -> AgentCall:
     """A revert is sent without expiry and retried while the broker cannot be reached: a Redis
     restart must not leave a front-end switched alone."""
-    return send_retrying(call, retry_s=REVERT_SEND_RETRY_S)
+    return _send_retrying(call, retry_s=REVERT_SEND_RETRY_S)
+
+
+def _send_retrying(call: AgentCall, *, retry_s: float, expires_in_s: float | None = None) -> AgentCall:
+    """``_send_safely``, tried again every second for ``retry_s`` while the broker cannot be reached
+    (a key that cannot be read is not retried: waiting does not make it readable)."""
+    try:
+        retry = bool(call.frontend.agent_key())
+    except Exception:
+        retry = False
+    deadline = time.monotonic() + retry_s
+    while True:
+        _send_safely(call, expires_in_s=expires_in_s)
+        if call.result is not None or not retry or time.monotonic() >= deadline:
+            return call
+        time.sleep(1.0)
+
+
+def _wait_through_blips(calls: Sequence[AgentCall], *, timeout_s: float, on_answer: Any = None) -> None:
+    """``wait``, reading on through a broker that drops for a moment (its append-only file keeps the
+    answers); past the deadline, or on anything else, the answers not in count as failures."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            wait(calls, timeout_s=max(0.0, deadline - time.monotonic()), on_answer=on_answer)
+            return
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                _unanswered(calls, exc)
+                return
+            time.sleep(0.5)
+
+
+def _unanswered(calls: Sequence[AgentCall], exc: BaseException) -> None:
+    for call in calls:
+        if call.answer is None and not call.error:
+            call.error = f"its answer could not be read ({_sentence(exc)})"
+
+
+def _sentence(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
 
 
 def _outcome(call: AgentCall, outcome: str, *, error: str = "") -> FrontEndSwitch:

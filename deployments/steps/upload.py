@@ -13,12 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 
 from agent.releases import release_name
 from deployments.steps import StepFailed, StepLog
-from environments.agents import AgentCall, send_retrying, wait_through_blips
+from environments.agents import AgentCall, send, wait
 from environments.models import FrontEnd
 
 UPLOAD_TIMEOUT_S = 600.0
-# How long sending an upload waits for the broker (a Redis restart takes about 10 s).
-UPLOAD_SEND_RETRY_S = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,10 +83,8 @@ def upload_binaries(
     ]
     total = len(pairs)
     log.progress(0, total)
-    # Sending waits a little for a broker that is restarting; an upload still not sent after that is
-    # this front-end's failure, named in the step's sentence.
     calls = [
-        send_retrying(
+        send(
             AgentCall(
                 fe,
                 "agent.upload",
@@ -99,7 +95,6 @@ def upload_binaries(
                     "sha256": binary.sha256,
                 },
             ),
-            retry_s=UPLOAD_SEND_RETRY_S,
             expires_in_s=timeout_s,
         )
         for fe, binary in pairs
@@ -116,7 +111,7 @@ def upload_binaries(
             how = f"downloaded {answer.get('bytes', 0)} bytes" if answer.get("downloaded") else "already present"
             log.info(f"Front-end {call.frontend.name}: {what} ready ({how}, {call.seconds:.2f} s).")
 
-    wait_through_blips(calls, timeout_s=timeout_s, on_answer=on_answer)
+    wait(calls, timeout_s=timeout_s, on_answer=on_answer)
     uploads = [
         BinaryUpload(
             frontend=call.frontend.name,
