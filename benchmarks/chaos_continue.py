@@ -394,7 +394,9 @@ if "CHAOS_COUNT" in os.environ:
             if not rows:
                 continue
             inside = [
-                r for r in rows if (r.get("at_fault") == PlanState.PREPARING if prepare else r.get("at_fault") not in finals)
+                r
+                for r in rows
+                if (r.get("at_fault") == PlanState.PREPARING if prepare else r.get("at_fault") not in finals)
             ]
             settle = [r["settle_s"] for r in inside] or [0.0]
             ok = sum(r["state"] in ("finished_successful", "finished_with_warnings") for r in rows)
