@@ -18,6 +18,10 @@ Continue, waits a random 0-8 s and injects one fault:
 * ``terminate_db``: pg_terminate_backend of the stage worker's console connections (its Django
   connection, named by application_name, and its stage lease).
 
+With ``--during prepare`` the fault lands in Prepare instead (a random 0-1 s after the click: about Prepare's length here) and
+the round, once prepared, continues without a fault; it also checks that Prepare ran none of the
+round's script.
+
 Then it waits for the plan's final status and checks what users would: every front-end answers
 the same version (not mixed); that version is the one the console records, and the plan's status
 agrees (successful: the new one; otherwise: the old one); each round's script is in the target's
@@ -93,6 +97,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of " + ", ".join(FAULTS))
+    parser.add_argument(
+        "--during",
+        choices=("continue", "prepare"),
+        default="continue",
+        help="the stage the faults land in (prepare: the round then continues without a fault)",
+    )
     parser.add_argument("--json", default=str(REPO / "var" / "chaos_continue.json"))
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="chaos-redis-")
@@ -107,6 +117,7 @@ def main() -> int:
         "CHAOS_COUNT": str(args.count),
         "CHAOS_SEED": str(args.seed),
         "CHAOS_FAULTS": args.faults,
+        "CHAOS_DURING": args.during,
         "CHAOS_JSON": args.json,
     }
     try:
@@ -247,9 +258,47 @@ if "CHAOS_COUNT" in os.environ:
         if eng.worker is None or not eng.worker.running:
             eng.start_worker()
 
+    def _slow_sql(plan, sleep_s: int) -> None:
+        """A pg_sleep in front of Continue's SQL, so that faults land inside it."""
+        sql = GeneratedSql.objects.get(plan=plan)
+        statements = list(sql.statements)
+        statements.insert(
+            0,
+            {"sql": f"SELECT pg_sleep({sleep_s})", "kind": "script", "source": "sql/slow.sql", "flags": [], "line": 1},
+        )
+        GeneratedSql.objects.filter(pk=sql.pk).update(statements=statements)
+
+    def _with_a_fault(eng, plan, fault: str, rng: random.Random, row: dict, delay: float, *until: str):
+        """``delay`` seconds after the click, one fault, then what it killed started again; waits
+        for one of the states ``until`` and records how long the fault took to settle."""
+        time.sleep(delay)
+        injected = time.monotonic()
+        row["at_fault"] = DeploymentPlan.objects.filter(pk=plan.pk).values_list("state", flat=True).get()
+        if fault == "kill_worker":
+            eng.worker.kill()
+            eng.start_worker()
+        elif fault == "kill_agent":
+            victim = rng.choice(eng.frontends["Production"])
+            victim.agent.kill()
+            time.sleep(3)
+            victim.agent.start()
+            victim.agent.wait_ready(celery_app, timeout_s=60)
+        elif fault == "restart_redis":
+            _restart_redis()
+        elif fault == "flush_redis":
+            redis.Redis.from_url(settings.REDIS_URL).flushall()
+        elif fault == "terminate_db":
+            row["terminated"] = _terminate_worker_connections()
+        _worker_back(eng)
+        _agents_back(eng)
+        plan = eng.wait(plan, *until, timeout_s=300)
+        row["settle_s"] = round(time.monotonic() - injected, 1)
+        return plan
+
     def test_chaos_continue(engine):  # noqa: F811 - the fixture imported above
         count, rng = int(os.environ["CHAOS_COUNT"]), random.Random(int(os.environ["CHAOS_SEED"]))
         faults = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(FAULTS)).split(",") if f in FAULTS]
+        during_prepare = os.environ.get("CHAOS_DURING") == "prepare"
         base = console_env(settings, console_url=engine.console_url)["DATABASE_URL"]
         engine.worker_env_extra.update(
             {"DATABASE_URL": f"{base}?application_name={WORKER_APP.replace(' ', '+')}", "FRONTEND_CHECK_SECONDS": "5"}
@@ -264,7 +313,8 @@ if "CHAOS_COUNT" in os.environ:
             fault = rng.choice(faults)
             sleep_s = rng.randint(2, 6)
             # From the click to a little after the SQL's sleep: most faults land inside Continue.
-            delay = round(rng.uniform(0, sleep_s + 3), 2)
+            # During Prepare: from the click to about Prepare's length on this machine (about 1 s).
+            delay = round(rng.uniform(0, 1.0 if during_prepare else sleep_s + 3), 2)
             row = {"round": n, "fault": fault, "delay_s": delay}
             try:
                 # Drift left by an earlier round is put back first (counted there).
@@ -274,43 +324,20 @@ if "CHAOS_COUNT" in os.environ:
                 old = RunningVersion.objects.filter(environment=prod).first()
                 plan = engine.plan("Development", "Production", [version])
                 plans.start_plan(actor=Actor.person(engine.release), plan=plan)
-                plan = engine.wait(plan, PlanState.PREPARED, timeout_s=240)
-                sql = GeneratedSql.objects.get(plan=plan)
-                statements = list(sql.statements)
-                statements.insert(
-                    0,
-                    {
-                        "sql": f"SELECT pg_sleep({sleep_s})",
-                        "kind": "script",
-                        "source": "sql/slow.sql",
-                        "flags": [],
-                        "line": 1,
-                    },
-                )
-                GeneratedSql.objects.filter(pk=sql.pk).update(statements=statements)
-                plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
-                time.sleep(delay)
-                injected = time.monotonic()
-                row["at_fault"] = DeploymentPlan.objects.filter(pk=plan.pk).values_list("state", flat=True).get()
-                if fault == "kill_worker":
-                    engine.worker.kill()
-                    engine.start_worker()
-                elif fault == "kill_agent":
-                    victim = rng.choice(engine.frontends["Production"])
-                    victim.agent.kill()
-                    time.sleep(3)
-                    victim.agent.start()
-                    victim.agent.wait_ready(celery_app, timeout_s=60)
-                elif fault == "restart_redis":
-                    _restart_redis()
-                elif fault == "flush_redis":
-                    redis.Redis.from_url(settings.REDIS_URL).flushall()
-                elif fault == "terminate_db":
-                    row["terminated"] = _terminate_worker_connections()
-                _worker_back(engine)
-                _agents_back(engine)
-                plan = engine.wait(plan, *machine.FINAL, timeout_s=300)
-                row["settle_s"] = round(time.monotonic() - injected, 1)
+                if during_prepare:
+                    plan = _with_a_fault(engine, plan, fault, rng, row, delay, PlanState.PREPARED, *machine.FINAL)
+                    row["prepared"] = plan.state
+                    row["prepare_attempts"] = plan.stages.filter(kind="prepare").count()
+                    # Prepare never runs the target's scripts: nothing of this round's yet.
+                    row["applied_in_prepare"] = _ledger(prod, n) != (0, 0)
+                    if plan.state == PlanState.PREPARED:
+                        plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+                    plan = engine.wait(plan, *machine.FINAL, timeout_s=300)
+                else:
+                    plan = engine.wait(plan, PlanState.PREPARED, timeout_s=240)
+                    _slow_sql(plan, sleep_s)
+                    plans.continue_plan(actor=Actor.person(engine.release), plan=plan)
+                    plan = _with_a_fault(engine, plan, fault, rng, row, delay, *machine.FINAL)
                 row["state"] = plan.state
                 row["attempts"] = plan.stages.filter(kind="continue").count()
                 time.sleep(2)  # a revert queued for a restarted agent
@@ -355,22 +382,33 @@ if "CHAOS_COUNT" in os.environ:
         path.write_text(json.dumps(results, indent=1))
         judged = [r for r in results if "error" not in r]
         finals = set(machine.FINAL)
+        prepare = os.environ.get("CHAOS_DURING") == "prepare"
         print(
-            "\n| fault | rounds | landed mid-Continue | successful | other final | mixed | applied twice |"
-            " status disagrees | drift left | settle median s | settle max s |"
+            f"\n| fault | rounds | landed mid-{'Prepare' if prepare else 'Continue'} | successful | other final |"
+            " mixed | applied twice | status disagrees | drift left | settle median s | settle max s |"
+            + (" applied in Prepare | Prepare attempts > 1 |" if prepare else "")
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if prepare else ""))
         for fault in (*FAULTS, "all"):
             rows = [r for r in judged if fault == "all" or r["fault"] == fault]
             if not rows:
                 continue
-            inside = [r for r in rows if r.get("at_fault") not in finals]
+            inside = [
+                r
+                for r in rows
+                if (r.get("at_fault") == PlanState.PREPARING if prepare else r.get("at_fault") not in finals)
+            ]
             settle = [r["settle_s"] for r in inside] or [0.0]
             ok = sum(r["state"] in ("finished_successful", "finished_with_warnings") for r in rows)
             print(
                 f"| {fault} | {len(rows)} | {len(inside)} | {ok} | {len(rows) - ok} | {sum(r['mixed'] for r in rows)} | "
                 f"{sum(r['applied_twice'] for r in rows)} | {sum(r['status_disagrees'] for r in rows)} | "
                 f"{sum(bool(r['drifted']) for r in rows)} | {statistics.median(settle):.1f} | {max(settle):.1f} |"
+                + (
+                    f" {sum(r['applied_in_prepare'] for r in rows)} | {sum(r['prepare_attempts'] > 1 for r in rows)} |"
+                    if prepare
+                    else ""
+                )
             )
         errors = [r for r in results if "error" in r]
         print(f"\nrounds: {len(results)}, judged: {len(judged)}, not judged (error): {len(errors)}")

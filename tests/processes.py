@@ -290,3 +290,54 @@ class Beat(Process):
     def __init__(self, env: dict[str, str], *, schedule_dir: Path) -> None:
         args = [str(BIN / "celery"), "-A", "lifetime", "beat", "-l", "info", "--max-interval", "1"]
         super().__init__("beat", args, env)
+
+
+class RedisServer(Process):
+    """A private ``redis-server`` on a free port, keeping its data in ``folder`` the way the
+    project's own Redis must (append-only file, never evicting): a test may flush it, stop it and
+    start it again without touching anybody else's Redis. ``keeps_data=False``: a Redis as installed
+    without the project's settings, which forgets everything when it restarts."""
+
+    def __init__(self, *, folder: Path | str, port: int | None = None, keeps_data: bool = True) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        args = [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if keeps_data else "no",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+        ]
+        super().__init__(f"redis-{self.port}", args, _base_env({}))
+
+    def wait_ready(self, *, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"redis-server on {self.port} exited:\n{self.log()[-3000:]}")
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not start:\n{self.log()[-3000:]}")
+
+    def restart(self) -> None:
+        """Stopped (SIGTERM: it writes its append-only file and exits) and started again on the
+        same port and folder, as a host's restart of the service does."""
+        self.stop(timeout_s=10)
+        self.start()
+        self.wait_ready()

@@ -6,9 +6,11 @@ front-ends answer over HTTP, the tables in the target database."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ from examples.build import FORMATS, bundle_files, pack
 from lifetime.celery import app as celery_app
 from tests.agents.conftest import FrontEndHosts, RealFrontEnd
 from tests.conftest import make_user
-from tests.processes import Beat, StageWorker, console_env
+from tests.processes import Beat, RedisServer, StageWorker, console_env
 
 pytestmark = pytest.mark.e2e
 
@@ -198,3 +200,50 @@ def engine(transactional_db, live_server, tmp_path, settings, admin_user, app_da
         yield eng
     finally:
         hosts.stop()
+
+
+def point_celery_at(url: str | None) -> None:
+    """This process's Celery app (the tests' sends and the console's, live_server included) on
+    ``url`` from now on (None: back on the settings' Redis): the environment variables Celery reads
+    before any configuration, and no pooled broker connection nor result backend of before."""
+    for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        if url is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = url
+    if url is not None:
+        assert celery_app.conf.broker_url == celery_app.conf.result_backend == url
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    # The result backend of before stops listening now, while its Redis still runs (otherwise it
+    # keeps trying to reconnect to a Redis the test has stopped).
+    backend = celery_app._backend_cache or getattr(celery_app._local, "backend", None)
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        with contextlib.suppress(Exception):
+            consumer.stop()
+        # Results still pending then are not listened for any more (no unsubscribe, no reconnect).
+        consumer._pubsub = None
+        consumer.subscribed_to = set()
+    celery_app._backend_cache = None
+    celery_app._local.__dict__.pop("backend", None)
+
+
+@pytest.fixture
+def private_redis(request, tmp_path, settings) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (append-only file, in the test's folder, on a free port),
+    which the test may flush or restart. The workers, beat and agents the test starts afterwards,
+    and this process's Celery app, use it. Request it before ``engine``. Parametrized indirectly
+    with False, it keeps no data across a restart."""
+    server = RedisServer(folder=tmp_path / "redis", keeps_data=getattr(request, "param", True))
+    server.start()
+    server.wait_ready()
+    settings.REDIS_URL = server.url
+    point_celery_at(server.url)
+    try:
+        yield server
+    finally:
+        point_celery_at(None)
+        server.stop()

@@ -1,6 +1,8 @@
-"""An agent killed after it switched its front-end, and the revert waiting for it lost with Redis's
-data: the front-end runs the new release while the console records the old one. Within a minute
-the board shows it drifted, Prepare and Continue on Production refuse, and Put back repairs it."""
+"""An agent killed after it switched its front-end, then Redis restarted (a real restart of the
+engine's own redis-server). A Redis that forgets its data on restart loses the revert waiting for
+that agent: the front-end runs the new release while the console records the old one. Within a
+minute the board shows it drifted, Prepare and Continue on Production refuse, and Put back repairs
+it. The project's Redis (append-only file) keeps the revert, and the agent runs it when it is back."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import redis
-from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
@@ -22,6 +22,7 @@ from deployments.stages import drift
 from deployments.state import machine
 from environments import services as env_services
 from environments.models import AccessLevel, FrontEnd
+from lifetime.celery import app as celery_app
 from tests.conftest import PASSWORD, make_user
 from tests.processes import free_port
 
@@ -38,7 +39,10 @@ class _NeverHealthy(BaseHTTPRequestHandler):
         pass
 
 
-def test_an_agent_killed_after_switching_with_its_revert_lost_shows_drift_that_put_back_repairs(engine):
+def _agent_killed_after_switching(engine):
+    """Continue to 1.1.0 on Production; fe2's agent killed after it moved its link, while its health
+    check still held the switch in flight. The plan ends with errors, fe1 back on 1.0.0 and fe2's
+    revert waiting in its queue."""
     engine.worker_env_extra["FRONTEND_CHECK_SECONDS"] = "5"
     engine.start_worker()
     engine.start_beat()
@@ -49,7 +53,6 @@ def test_an_agent_killed_after_switching_with_its_revert_lost_shows_drift_that_p
     plans.start_plan(actor=Actor.person(engine.release), plan=plan)
     plan = engine.wait(plan, PlanState.PREPARED)
 
-    # fe2's health check keeps the switch in flight after its link moved; its agent is killed then.
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _NeverHealthy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     real_health = fe2.row.health_url
@@ -67,12 +70,16 @@ def test_an_agent_killed_after_switching_with_its_revert_lost_shows_drift_that_p
     FrontEnd.objects.filter(pk=fe2.row.pk).update(health_url=real_health)
     assert plan.state == PlanState.FINISHED_WITH_ERRORS
     assert "a revert waits in its queue" in "\n".join(plan.log_lines.values_list("message", flat=True))
+    return fe1, fe2
 
-    # Redis restarted without its data: the revert waiting in fe2's queue is gone.
-    redis.Redis.from_url(settings.REDIS_URL).delete(fe2.row.queue)
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True, ids=["redis-without-its-data"])
+def test_an_agent_killed_after_switching_then_redis_restarted_shows_drift_that_put_back_repairs(private_redis, engine):
+    fe1, fe2 = _agent_killed_after_switching(engine)
+
+    # Redis restarted, and it kept nothing: the revert waiting in fe2's queue is gone.
+    private_redis.restart()
     fe2.agent.start()
-    from lifetime.celery import app as celery_app
-
     fe2.agent.wait_ready(celery_app)
     restarted = time.monotonic()
     assert engine.answers("Production", "/hr_core") == ["hr_core 1.0.0", "hr_core 1.1.0"]
@@ -108,3 +115,21 @@ def test_an_agent_killed_after_switching_with_its_revert_lost_shows_drift_that_p
     assert event.actor == manager and "Put back front-end fe2" in event.message
     plans.start_plan(actor=Actor.person(engine.release), plan=again)
     engine.wait(again, PlanState.PREPARED)
+
+
+def test_an_agent_killed_after_switching_runs_its_revert_after_a_restart_of_a_redis_that_keeps_its_data(
+    private_redis, engine
+):
+    fe1, fe2 = _agent_killed_after_switching(engine)
+
+    # The project's Redis writes an append-only file: the revert is still in fe2's queue after the
+    # restart, and the agent runs it as soon as it is back.
+    private_redis.restart()
+    fe2.agent.start()
+    fe2.agent.wait_ready(celery_app)
+    deadline = time.monotonic() + 30
+    while engine.answers("Production", "/hr_core") != ["hr_core 1.0.0", "hr_core 1.0.0"]:
+        assert time.monotonic() < deadline, engine.answers("Production", "/hr_core")
+        time.sleep(0.2)
+    assert engine.running("Production") == {"hr_core": "1.0.0"}
+    assert drift.check_frontends(environment=engine.environments["Production"]) == []
