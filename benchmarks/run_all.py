@@ -51,6 +51,7 @@ BENCHMARKS = [
     Benchmark("agent_signing", "bench_agent_signing.py"),
     Benchmark("hostile_uploads", "bench_hostile_uploads.py", ("--stdlib-timeout", "60"), ("--stdlib-timeout", "5")),
     Benchmark("metrics", "bench_metrics.py"),
+    Benchmark("window_ratio", "bench_window_ratio.py", ("--runs", "5"), ("--runs", "2", "--modules", "3000")),
     Benchmark("window_sql", "bench_window_sql.py", (), ("--rows", "1000000")),
 ]
 
