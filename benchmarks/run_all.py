@@ -44,6 +44,7 @@ class Benchmark:
 
 BENCHMARKS = [
     Benchmark("continue", "bench_continue.py", ("--rounds", "40"), ("--rounds", "10")),
+    Benchmark("continue_nosql", "bench_continue_nosql.py", ("--rounds", "5"), ("--rounds", "2")),
     Benchmark("switch", "bench_switch.py", ("--rounds", "100"), ("--rounds", "20")),
     Benchmark("compile_sql", "bench_compile_sql.py", (), ("--modules", "3000")),
     Benchmark("upload", "bench_upload.py", ("--rounds", "5"), ("--rounds", "2")),
