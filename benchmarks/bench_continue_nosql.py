@@ -9,7 +9,9 @@ database per environment). For each number of front-ends, a two-stage environmen
 or 20 of them with the same data model, so that Continue has no statement to run: Prepare, then
 Continue, measured from the plan's ``continued_at`` (the click) to its ``finished_at``, split by
 the Continue stage's own steps: SQL (``execute_sql``), switch (``switch``) and the console (the
-rest: the queue to the stage worker, from the click to the stage's ``started_at``, the check that the plan still holds, the bookkeeping).
+rest: the click's own request, which checks the plan before it queues the stage, and the queue to
+the stage worker, from ``continued_at`` to the stage's ``started_at``; the stage's check that the
+plan still holds; the bookkeeping, and the clean-up of old releases after the switch).
 
 The floor, measured in the same run: the task fan-out floor (one signed ping to each front-end's
 queue, every answer collected, as ``bench_switch.py``) plus the catalog-read floor (one connection
@@ -121,7 +123,7 @@ if "NOSQL_ROUNDS" in os.environ:
             for n in range(APPLICATIONS)
         ]
         print(
-            "\n| front-ends | applications | Continue median ms | console ms | of which queue ms | check ms "
+            "\n| front-ends | applications | Continue median ms | console ms | of which click + queue ms | check ms "
             "| after the switch ms | SQL ms | switch ms "
             "| fan-out floor ms | catalog floor ms | ratio |"
         )
@@ -183,7 +185,7 @@ if "NOSQL_ROUNDS" in os.environ:
                     measured=med(totals),
                     floor=floor,
                     max_ratio=3,
-                    note=f"console {med(consoles):.0f} ms (queue {med(queues):.0f} ms), SQL {med(sqls):.0f} ms, switch {med(switches):.0f} ms; "
+                    note=f"console {med(consoles):.0f} ms (click + queue {med(queues):.0f} ms), SQL {med(sqls):.0f} ms, switch {med(switches):.0f} ms; "
                     "floor: a signed ping to each front-end + one catalog read",
                 )
 
