@@ -44,6 +44,7 @@ class Benchmark:
 
 BENCHMARKS = [
     Benchmark("continue", "bench_continue.py", ("--rounds", "40"), ("--rounds", "10")),
+    Benchmark("continue_nosql", "bench_continue_nosql.py", ("--rounds", "5"), ("--rounds", "2")),
     Benchmark("switch", "bench_switch.py", ("--rounds", "100"), ("--rounds", "20")),
     Benchmark("compile_sql", "bench_compile_sql.py", (), ("--modules", "3000")),
     Benchmark("upload", "bench_upload.py", ("--rounds", "5"), ("--rounds", "2")),
@@ -51,6 +52,7 @@ BENCHMARKS = [
     Benchmark("agent_signing", "bench_agent_signing.py"),
     Benchmark("hostile_uploads", "bench_hostile_uploads.py", ("--stdlib-timeout", "60"), ("--stdlib-timeout", "5")),
     Benchmark("metrics", "bench_metrics.py"),
+    Benchmark("window_ratio", "bench_window_ratio.py", ("--runs", "5"), ("--runs", "2", "--modules", "3000")),
     Benchmark("window_sql", "bench_window_sql.py", (), ("--rows", "1000000")),
 ]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Subquery
 
 from environments.models import AccessLevel, Environment, EnvironmentAccess
 
@@ -28,10 +30,28 @@ def levels_for(user: Any) -> dict[int, int]:
     cached = getattr(user, "_lifetime_levels", None)
     if cached is not None:
         return cached
-    if is_infra_admin(user):
+    admin = getattr(user, "_lifetime_infra_admin", None)
+    if admin is None and user.is_superuser:
+        admin = user._lifetime_infra_admin = True
+    if admin:
         levels = {pk: AccessLevel.MANAGE for pk in Environment.objects.values_list("pk", flat=True)}
     else:
-        levels = dict(EnvironmentAccess.objects.filter(user=user).values_list("environment_id", "level"))
+        # One query for what every page and poll asks first: is the user an infra admin, and
+        # their level on each environment (the group membership is the same on every row).
+        rows = list(
+            Environment.objects.annotate(
+                admin=Exists(Group.objects.filter(name=INFRA_ADMINS_GROUP, user=user.pk)),
+                level=Subquery(
+                    EnvironmentAccess.objects.filter(user=user.pk, environment=OuterRef("pk")).values("level")[:1]
+                ),
+            ).values_list("pk", "admin", "level")
+        )
+        if rows:
+            user._lifetime_infra_admin = rows[0][1]
+        if rows and rows[0][1]:
+            levels = {pk: AccessLevel.MANAGE for pk, _, _ in rows}
+        else:
+            levels = {pk: level for pk, _, level in rows if level is not None}
     user._lifetime_levels = levels
     return levels
 

@@ -373,6 +373,19 @@ CACHES = {
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not (REDIS_URL or "").startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured("REDIS_URL must be a redis:// URL")
+
+# Sessions are read from Redis and written to PostgreSQL too (core.sessions): a status page's poll
+# costs no session query, a sign-out is seen by every web process at once, and without Redis the
+# sessions are read from PostgreSQL alone.
+SESSION_ENGINE = "core.sessions"
+SESSION_CACHE_ALIAS = "sessions"
+SESSION_CACHE_SECONDS = env_int("SESSION_CACHE_SECONDS", 300)
+CACHES["sessions"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": REDIS_URL,
+    "KEY_PREFIX": "lifetime-session",
+    "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ACKS_LATE = True

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
+from django.test import Client
 from django.urls import reverse
 
 from core.models import AuditEvent
+from core.sessions import SessionStore
 from core.signin import AUTHENTICATED_AT, LAST_ACTIVITY, SIGNED_IN_AT
 from deployments.models import PlanState
 from tests.conftest import PASSWORD, screenshot, sign_in
@@ -149,3 +150,35 @@ def test_continue_on_production_in_the_browser_asks_for_the_password_then_contin
     page.wait_for_url(f"{live_server.url}/plans/{plan.key}/")
     plan.refresh_from_db()
     assert plan.state == S.CONTINUING
+
+
+def _same_session(client, other):
+    other.cookies["sessionid"] = client.cookies["sessionid"].value
+    return other
+
+
+def test_a_signed_out_session_is_refused_everywhere_at_once(signed_in):
+    # A second browser holding the same cookie (a stolen one, or the same person's other tab):
+    # the sessions are read from a cache every web process shares, so the sign-out is seen there.
+    other = _same_session(signed_in, Client())
+    assert other.get(reverse("home")).status_code == 200
+    signed_in.post(reverse("logout"))
+    response = other.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_sessions_work_from_postgresql_alone_when_redis_is_away(release_user, settings):
+    from tests.processes import free_port
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "sessions": {**settings.CACHES["sessions"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"},
+    }
+    browser = Client()
+    assert browser.login(username="release", password=PASSWORD)
+    assert browser.get(reverse("home")).status_code == 200
+    assert browser.get(reverse("deployments:board_live"), HTTP_HX_REQUEST="true").status_code == 200
+    other = _same_session(browser, Client())
+    browser.post(reverse("logout"))
+    response = other.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

@@ -13,10 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.urls import reverse
 
 from core.models import AuditEvent, SingleSignOnIdentity
+from core.sessions import SessionStore
 from core.signin import AUTHENTICATED_AT
 from deployments.models import PlanState
 from environments.access import INFRA_ADMINS_GROUP
