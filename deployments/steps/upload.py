@@ -84,7 +84,7 @@ def upload_binaries(
     total = len(pairs)
     log.progress(0, total)
     calls = [
-        send(
+        _send_or_fail(
             AgentCall(
                 fe,
                 "agent.upload",
@@ -111,7 +111,14 @@ def upload_binaries(
             how = f"downloaded {answer.get('bytes', 0)} bytes" if answer.get("downloaded") else "already present"
             log.info(f"Front-end {call.frontend.name}: {what} ready ({how}, {call.seconds:.2f} s).")
 
-    wait(calls, timeout_s=timeout_s, on_answer=on_answer)
+    try:
+        wait(calls, timeout_s=timeout_s, on_answer=on_answer)
+    except Exception as exc:
+        # The broker went away while the answers came in: the answers not read are this upload's
+        # failures, said as such (Prepare then fails with a sentence, never an unexpected error).
+        for call in calls:
+            if call.answer is None and not call.error:
+                call.error = f"its answer could not be read from the message broker ({_sentence(exc)})"
     uploads = [
         BinaryUpload(
             frontend=call.frontend.name,
@@ -137,3 +144,19 @@ def upload_binaries(
             detail={"uploads": [dataclasses.asdict(u) for u in uploads]},
         )
     return UploadResult(uploads=uploads, seconds=time.monotonic() - started)
+
+
+def _send_or_fail(call: AgentCall, *, expires_in_s: float) -> AgentCall:
+    """``send``, where a broker that cannot be reached is this front-end's failed upload (named in
+    the step's sentence), not an exception that ends the stage as an unexpected error."""
+    try:
+        return send(call, expires_in_s=expires_in_s)
+    except Exception as exc:
+        call.result = None
+        call.error = f"could not be sent to its agent through the message broker ({_sentence(exc)})"
+        return call
+
+
+def _sentence(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__

@@ -122,3 +122,29 @@ def test_redis_flushed_during_the_sql_and_during_the_switch_leaves_no_front_end_
     assert drift.check_frontends(environment=prod) == []
     # What this run gave, for whoever reads the test's output.
     print(f"final: {plan.state}, attempts: {plan.stages.filter(kind='continue').count()}")
+
+
+def test_an_upload_while_redis_is_down_fails_with_a_sentence_and_touches_nothing(engine, private_redis):
+    """Prepare's upload with the broker gone: each front-end's upload is a failure the step names
+    (the plan then says so), never an unexpected error; no front-end is sent anything."""
+    from deployments.steps import ListLog, StepFailed
+    from deployments.steps.upload import Binary, upload_binaries
+
+    prod = engine.environment("Production", order=3, two_stage=True)
+    frontends = list(prod.frontends.order_by("name"))
+    private_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as failed:
+        upload_binaries(
+            frontends=frontends,
+            binaries=[Binary(application="hr_core", version="1.1.0", sha256="ab" * 32)],
+            log=ListLog(),
+            timeout_s=30,
+        )
+    # The broker client retries each send a few seconds before it gives up: the step still ends.
+    assert time.monotonic() - started < 120
+    sentence = failed.value.message
+    assert sentence.startswith("Upload failed on front-end ")
+    assert "message broker" in sentence and "The running versions are untouched." in sentence
+    uploads = failed.value.detail["uploads"]
+    assert len(uploads) == len(frontends) and not any(u["ok"] for u in uploads)
