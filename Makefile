@@ -28,4 +28,5 @@ format:
 # Long runs and big data (a 10-million-row table among them): never part of the test suite.
 # One table of targets, floors and measurements; BENCH_ARGS="--quick", "--only continue,switch"...
 bench:
+	scripts/bootstrap.sh --for-bench
 	LIFETIME_DEV=true .venv/bin/python benchmarks/run_all.py --write-readme $(BENCH_ARGS)

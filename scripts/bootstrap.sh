@@ -3,12 +3,14 @@
 # a virtualenv with the pinned requirements, PostgreSQL and Redis answering at DATABASE_URL and
 # REDIS_URL (private ones started on a data folder inside the project when nothing answers),
 # the console's database migrated, static files collected.
-#   usage: scripts/bootstrap.sh [--for-tests]
+#   usage: scripts/bootstrap.sh [--for-tests | --for-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 FOR_TESTS=0
+FOR_BENCH=0
 [ "${1:-}" = "--for-tests" ] && FOR_TESTS=1
+[ "${1:-}" = "--for-bench" ] && FOR_BENCH=1
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lifetime}"
 # Only manage.py migrate/collectstatic run here: development keys are fine unless real ones are set.
@@ -188,6 +190,11 @@ if ! redis_answers; then
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction
   for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
   redis_answers || { echo "Redis did not start: see $DATA/redis/redis.log" >&2; exit 1; }
+fi
+
+# --- wrk, the load generator of the status pages' benchmark (make bench) ------------------
+if [ "$FOR_BENCH" -eq 1 ] && ! command -v wrk >/dev/null; then
+  apt_install wrk
 fi
 
 # --- Chromium for the browser tests --------------------------------------------------------
