@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from kombu import pools as kombu_pools
 
 from core.actors import Actor
 from deployments.catalog import services as catalog
@@ -217,6 +218,9 @@ def point_celery_at(url: str | None) -> None:
         celery_app._pool.force_close_all()
         celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    # kombu keeps its producer pools in a registry of its own, keyed by the broker's address: the
+    # one of that address from before would hand out connections of the pool just closed.
+    kombu_pools.reset()
     # The result backend of before stops listening now, while its Redis still runs (otherwise it
     # keeps trying to reconnect to a Redis the test has stopped).
     backend = celery_app._backend_cache or getattr(celery_app._local, "backend", None)
