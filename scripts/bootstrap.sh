@@ -192,6 +192,11 @@ if ! redis_answers; then
   redis_answers || { echo "Redis did not start: see $DATA/redis/redis.log" >&2; exit 1; }
 fi
 
+# --- redis-server for the tests that start a Redis of their own (restarted, flushed: faults) ---
+if [ "$FOR_TESTS" -eq 1 ] || [ "$FOR_BENCH" -eq 1 ]; then
+  command -v redis-server >/dev/null || apt_install redis-server
+fi
+
 # --- wrk, the load generator of the status pages' benchmark (make bench) ------------------
 if [ "$FOR_BENCH" -eq 1 ] && ! command -v wrk >/dev/null; then
   apt_install wrk

@@ -20,10 +20,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core import audit
 from core.actors import Actor
 from core.refusals import Conflict, Refusal
 from deployments.models import Approval, Decision, DeploymentPlan, NotificationEvent
+from deployments.plans import audit as plan_audit
 from deployments.stages.log import append_log
 from deployments.state import moves
 from deployments.state.machine import PlanState
@@ -288,7 +288,7 @@ def _decide(*, actor: Actor, plan: DeploymentPlan, decision: str, comment: str) 
                     )
                 except TransitionLost:
                     pass
-        _audit(actor, audit_action, locked, message=comment)
+        plan_audit.record(actor, audit_action, locked, message=comment)
         status = status_of(locked)
         if decision == Decision.REJECT:
             _tell(locked.pk, NotificationEvent.REJECTED, status.sentence())
@@ -315,17 +315,5 @@ def withdraw(*, actor: Actor, plan: DeploymentPlan) -> Approval:
         standing.withdrawn_at = timezone.now()
         standing.save(update_fields=["withdrawn_at"])
         append_log(locked, "warning", f"Approval withdrawn by {actor.name}.")
-        _audit(actor, "plan.approval_withdrawn", locked)
+        plan_audit.record(actor, "plan.approval_withdrawn", locked)
     return standing
-
-
-def _audit(actor: Actor, action: str, plan: DeploymentPlan, *, message: str = "") -> None:
-    audit.record(
-        actor=actor,
-        action=action,
-        object_type="plan",
-        object_key=plan.key,
-        object_label=str(plan),
-        environment_key=plan.target.key,
-        message=message,
-    )

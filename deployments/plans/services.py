@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core import audit
 from core.actors import Actor
 from core.refusals import Conflict, Refusal
 from deployments.models import (
@@ -30,6 +29,7 @@ from deployments.models import (
     StageKind,
 )
 from deployments.plans import approvals
+from deployments.plans import audit as plan_audit
 from deployments.stages import drift, queue, rollback
 from deployments.stages.estimate import continue_estimate
 from deployments.stages.log import append_log
@@ -131,7 +131,7 @@ def create_plan(
             source=source, target=target, notes=notes, created_by=actor.user, saved_at=timezone.now()
         )
         _write_operations(plan, operations)
-        _audit(actor, "plan.created", plan, changes={"operations": [_op_label(op) for op in operations]})
+        plan_audit.record(actor, "plan.created", plan, changes={"operations": [_op_label(op) for op in operations]})
     return plan
 
 
@@ -174,7 +174,7 @@ def update_plan(*, actor: Actor, plan: DeploymentPlan, operations: list[Operatio
         locked.saved_at = timezone.now()
         locked.save(update_fields=["notes", "saved_at"])
         _write_operations(locked, operations)
-        _audit(actor, "plan.saved", plan, changes={"operations": [_op_label(op) for op in operations]})
+        plan_audit.record(actor, "plan.saved", plan, changes={"operations": [_op_label(op) for op in operations]})
     return locked
 
 
@@ -184,7 +184,7 @@ def delete_plan(*, actor: Actor, plan: DeploymentPlan) -> None:
         deleted, _ = DeploymentPlan.objects.filter(pk=plan.pk, state__in=[P.SAVED]).delete()
         if not deleted:
             raise PlanRefused("Only saved plans can be deleted.")
-        _audit(actor, "plan.deleted", plan)
+        plan_audit.record(actor, "plan.deleted", plan)
 
 
 def add_suggestion(*, actor: Actor, plan: DeploymentPlan, application: Application) -> DeploymentPlan:
@@ -226,7 +226,7 @@ def _run_stage(
                 raise AlreadyRunning("The deployment is already running.") from None
             raise PlanRefused(f"The plan is {machine.label(exc.current or '').lower()}: {refused}") from None
         queue.new_stage(plan, kind, requested_by=actor.user)
-        _audit(actor, audit_action, plan)
+        plan_audit.record(actor, audit_action, plan)
     return plan
 
 
@@ -290,7 +290,7 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
                     f"The plan is {machine.label(exc.current or '').lower()}: it cannot be started."
                 ) from None
             append_log(plan, "info", f"Queued behind the plans holding {target.name}: {held.message}")
-            _audit(actor, "plan.queued", plan, message=held.message)
+            plan_audit.record(actor, "plan.queued", plan, message=held.message)
             return plan
         _run_stage(
             plan,
@@ -312,7 +312,7 @@ def start_plan(*, actor: Actor, plan: DeploymentPlan, override_reason: str = "")
                 + "; ".join(not_in_source)
                 + f". Reason: {override_reason}",
             )
-            _audit(
+            plan_audit.record(
                 actor,
                 "plan.promotion_overridden",
                 plan,
@@ -383,7 +383,7 @@ def _overrides_written(
             "warning",
             f"{what} during a freeze ({freeze.sentence(target.name)}) by {actor.name}: {override_reason}",
         )
-        _audit(
+        plan_audit.record(
             actor,
             "plan.freeze_overridden",
             plan,
@@ -397,7 +397,7 @@ def _overrides_written(
             + (f": {override_reason}" if override_reason else "."),
         )
         if override_reason:
-            _audit(actor, "plan.window_overridden", plan, message=override_reason)
+            plan_audit.record(actor, "plan.window_overridden", plan, message=override_reason)
 
 
 def _queued_ahead(plan: DeploymentPlan) -> TargetHeld | None:
@@ -557,7 +557,7 @@ def continue_plan(
                 "warning",
                 f"{too_long.split(': a user with')[0]}; continued anyway by {actor.name}: {override_reason}",
             )
-            _audit(actor, "plan.estimate_overridden", plan, message=f"{too_long} Reason: {override_reason}")
+            plan_audit.record(actor, "plan.estimate_overridden", plan, message=f"{too_long} Reason: {override_reason}")
     return plan
 
 
@@ -634,7 +634,7 @@ def schedule_continue(*, actor: Actor, plan: DeploymentPlan, at: dt.datetime | N
         waiting = approvals.refusal_sentence(plan)
         if waiting:
             append_log(plan, "info", f"The scheduled Continue waits for its approvals: {waiting}")
-        _audit(actor, "plan.continue_scheduled", plan, changes={"continue_at": [None, at.isoformat()]})
+        plan_audit.record(actor, "plan.continue_scheduled", plan, changes={"continue_at": [None, at.isoformat()]})
     return plan
 
 
@@ -654,7 +654,7 @@ def cancel_scheduled_continue(*, actor: Actor, plan: DeploymentPlan) -> Deployme
             plan.refresh_from_db()
             return plan  # nothing scheduled (any more): nothing to cancel
         append_log(plan, "info", f"Scheduled Continue cancelled by {actor.name}.")
-        _audit(actor, "plan.continue_unscheduled", plan)
+        plan_audit.record(actor, "plan.continue_unscheduled", plan)
     return plan
 
 
@@ -764,7 +764,7 @@ def abort_plan(*, actor: Actor, plan: DeploymentPlan, reason: str = "Abort") -> 
                     "Too late to abort: Continue has changed the target (the point of no return)."
                 ) from None
             raise PlanRefused("The plan moved on meanwhile: reload and try again.") from None
-        _audit(actor, "plan.aborted", plan)
+        plan_audit.record(actor, "plan.aborted", plan)
     return plan
 
 
@@ -784,7 +784,7 @@ def retry_plan(*, actor: Actor, plan: DeploymentPlan) -> DeploymentPlan:
         raise PlanRefused(
             f"The plan is {machine.label(exc.current or '').lower()}: only aborted plans can be retried."
         ) from None
-    _audit(actor, "plan.retried", plan)
+    plan_audit.record(actor, "plan.retried", plan)
     return plan
 
 
@@ -822,19 +822,6 @@ def expire_prepared_plans(*, now: dt.datetime | None = None) -> list[DeploymentP
         append_log(plan, "warning", f"The prepared plan expired after {hours} hours.")
         expired.append(plan)
     return expired
-
-
-def _audit(actor: Actor, action: str, plan: DeploymentPlan, *, changes: dict | None = None, message: str = "") -> None:
-    audit.record(
-        actor=actor,
-        action=action,
-        object_type="plan",
-        object_key=plan.key,
-        object_label=str(plan),
-        environment_key=plan.target.key,
-        changes=changes,
-        message=message,
-    )
 
 
 # --- roll back ----------------------------------------------------------------------------------
